@@ -1,0 +1,269 @@
+"""Async client for the Nova-compatible ``os-interface`` NIC API that Huawei ECS serves.
+
+The client maps every failure to a ``CloudError`` subclass and otherwise stays dumb: no
+retries (the reconciler owns the retry policy, so a storm of failures cannot multiply
+calls behind its back), except the one resend ``KeystonePasswordAuth`` does after a 401.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextvars
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from ecs_nic_operator import __version__
+from ecs_nic_operator.cloud.errors import CloudError, CloudUnavailable, error_from_response, request_id_of
+from ecs_nic_operator.cloud.models import InterfaceAttachment
+from ecs_nic_operator.cloud.ratelimit import TokenBucket
+from ecs_nic_operator.cloud.urls import require_secure_url
+from ecs_nic_operator.metrics import CLOUD_CALLS, CLOUD_LATENCY, RATE_LIMIT_WAIT
+
+log = logging.getLogger("ecs_nic_operator.cloud")
+
+# IDs become path segments; anything outside this set (slashes, dots-only, spaces) could
+# address a different resource than the one the spec names.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,254}")
+
+# Rate-limit waits of the current call, so its latency can be reported without them.
+_waited: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("_waited", default=None)
+
+
+class _RateLimitedTransport(httpx.AsyncBaseTransport):
+    """Takes a limiter token for every request to the ECS endpoint, including resends made
+    inside an auth flow, which a limiter in front of ``AsyncClient.request`` would miss."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limiter: TokenBucket, origin: httpx.URL) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self._origin = (origin.scheme, origin.host, origin.port)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if (request.url.scheme, request.url.host, request.url.port) == self._origin:
+            waited = await self._limiter.acquire()
+            RATE_LIMIT_WAIT.observe(waited)
+            acc = _waited.get()
+            if acc is not None:
+                acc.append(waited)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _check_id(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ValueError(f"{kind} {value!r} is not a valid ID")
+    return value
+
+
+class EcsClient:
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        auth: httpx.Auth,
+        *,
+        limiter: TokenBucket | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 50,
+    ) -> None:
+        base = require_secure_url(endpoint, "ECS endpoint")
+        _check_id("project ID", project_id)
+        self.endpoint = str(base).rstrip("/")
+        self.project_id = project_id
+        self.limiter = limiter
+        self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
+        inner = transport or httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            verify=True,
+        )
+        self._http = httpx.AsyncClient(
+            auth=auth,
+            transport=_RateLimitedTransport(inner, limiter, base) if limiter is not None else inner,
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,  # a redirect would carry credentials to wherever it points
+            headers={"Accept": "application/json", "User-Agent": f"ecs-nic-operator/{__version__}"},
+        )
+
+    def __repr__(self) -> str:
+        return f"EcsClient(endpoint={self.endpoint!r}, project_id={self.project_id!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _url(self, server_id: str, port_id: str | None = None) -> str:
+        url = f"{self._servers}/{_check_id('server ID', server_id)}/os-interface"
+        if port_id is not None:
+            url += f"/{_check_id('port ID', port_id)}"
+        return url
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        server_id: str,
+        *,
+        ok: frozenset[int],
+        json: Mapping[str, Any] | None = None,
+        not_found_what: str,
+    ) -> httpx.Response:
+        waits: list[float] = []
+        token = _waited.set(waits)
+        began = time.perf_counter()
+        status: int | None = None
+        request_id: str | None = None
+        outcome = "ok"
+        try:
+            try:
+                response = await self._http.request(method, url, json=json)
+            except httpx.TimeoutException as exc:
+                raise CloudUnavailable(operation, f"timed out ({type(exc).__name__})") from None
+            except httpx.RequestError as exc:
+                # Includes refused/reset connections and RemoteProtocolError (server hung up).
+                detail = str(exc) or type(exc).__name__
+                raise CloudUnavailable(operation, f"transport error: {detail}") from None
+            status = response.status_code
+            request_id = request_id_of(response.headers)
+            if status not in ok:
+                raise error_from_response(
+                    operation, status, response.headers, response.content, not_found_what=not_found_what
+                )
+            return response
+        except CloudError as exc:
+            outcome = type(exc).__name__
+            status = exc.status if exc.status is not None else status
+            request_id = exc.request_id or request_id
+            raise
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            _waited.reset(token)
+            duration = max(0.0, time.perf_counter() - began - sum(waits))
+            CLOUD_CALLS.labels(operation, outcome).inc()
+            CLOUD_LATENCY.labels(operation).observe(duration)
+            log.debug(
+                "cloud call %s server=%s status=%s request_id=%s duration=%.3fs outcome=%s",
+                operation,
+                server_id,
+                status,
+                request_id,
+                duration,
+                outcome,
+            )
+
+    @staticmethod
+    def _parse(operation: str, response: httpx.Response, key: str) -> Any:
+        try:
+            doc = response.json()
+            return doc[key]
+        except (ValueError, KeyError, TypeError):
+            raise CloudError(
+                operation,
+                f"malformed response: expected a JSON object with {key!r}",
+                status=response.status_code,
+                request_id=request_id_of(response.headers),
+            ) from None
+
+    def _attachment(self, operation: str, response: httpx.Response, raw: Any) -> InterfaceAttachment:
+        try:
+            return InterfaceAttachment.from_api(raw)
+        except ValueError as exc:
+            raise CloudError(
+                operation,
+                f"malformed interfaceAttachment: {exc}",
+                status=response.status_code,
+                request_id=request_id_of(response.headers),
+            ) from None
+
+    async def attach(
+        self,
+        server_id: str,
+        *,
+        net_id: str | None = None,
+        port_id: str | None = None,
+        fixed_ip: str | None = None,
+    ) -> InterfaceAttachment:
+        """Attach a new port on ``net_id`` (optionally with ``fixed_ip``) or the existing ``port_id``."""
+        if (net_id is None) == (port_id is None):
+            raise ValueError("exactly one of net_id and port_id is required")
+        if fixed_ip is not None and net_id is None:
+            raise ValueError("fixed_ip can only be given with net_id")
+        body: dict[str, Any] = {}
+        if net_id is not None:
+            body["net_id"] = _check_id("network ID", net_id)
+            if fixed_ip is not None:
+                try:
+                    ipaddress.ip_address(fixed_ip)
+                except ValueError:
+                    raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
+                body["fixed_ips"] = [{"ip_address": fixed_ip}]
+        if port_id is not None:
+            body["port_id"] = _check_id("port ID", port_id)
+        op = "attach"
+        response = await self._call(
+            op,
+            "POST",
+            self._url(server_id),
+            server_id,
+            ok=frozenset({200, 201, 202}),
+            json={"interfaceAttachment": body},
+            # A 404 on attach names whatever was missing; with nothing named, it was the server.
+            not_found_what="server",
+        )
+        return self._attachment(op, response, self._parse(op, response, "interfaceAttachment"))
+
+    async def list(self, server_id: str) -> builtins.list[InterfaceAttachment]:
+        op = "list"
+        response = await self._call(
+            op, "GET", self._url(server_id), server_id, ok=frozenset({200}), not_found_what="server"
+        )
+        raw = self._parse(op, response, "interfaceAttachments")
+        if not isinstance(raw, builtins.list):
+            raise CloudError(op, "malformed response: interfaceAttachments is not a list", status=200)
+        return [self._attachment(op, response, item) for item in raw]
+
+    async def show(self, server_id: str, port_id: str) -> InterfaceAttachment:
+        op = "show"
+        response = await self._call(
+            op,
+            "GET",
+            self._url(server_id, port_id),
+            server_id,
+            ok=frozenset({200}),
+            not_found_what="interface",
+        )
+        return self._attachment(op, response, self._parse(op, response, "interfaceAttachment"))
+
+    async def detach(self, server_id: str, port_id: str) -> None:
+        """Start detaching; the cloud finishes asynchronously. NotFound means it is not attached."""
+        await self._call(
+            "detach",
+            "DELETE",
+            self._url(server_id, port_id),
+            server_id,
+            ok=frozenset({200, 202, 204}),
+            not_found_what="interface",
+        )
