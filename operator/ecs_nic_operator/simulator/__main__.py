@@ -1,0 +1,20 @@
+"""``python -m ecs_nic_operator.simulator [--host H] [--port P] [--seed FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .server import main as serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="ecs-nic-operator simulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8774)
+    parser.add_argument("--seed", default=None, help="YAML or JSON seed file (default: generated world)")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.seed)
+
+
+if __name__ == "__main__":
+    main()
