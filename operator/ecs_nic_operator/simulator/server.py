@@ -163,11 +163,14 @@ class Simulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = f"req-{uuid.uuid4()}"
-        request["rid"] = rid
-        if request.path.startswith(CONTROL_PREFIX):
-            resp = await handler(request)
-        else:
-            resp = await self._api_call(request, handler)
+        try:
+            if request.path.startswith(CONTROL_PREFIX):
+                resp = await handler(request)
+            else:
+                resp = await self._api_call(request, handler)
+        except web.HTTPException as exc:  # unknown route, wrong method, bad control body
+            exc.headers["X-Request-Id"] = rid
+            raise
         resp.headers["X-Request-Id"] = rid
         return resp
 
