@@ -34,3 +34,22 @@ ATTACHMENTS = Gauge(
     ["state"],
 )
 OPERATOR_INFO = Info("ecsnic_operator", "Version and build information of the running operator.")
+
+RECONCILE_DURATION = Histogram(
+    "ecsnic_reconcile_duration_seconds",
+    "Time spent in one reconcile of an EcsNicAttachment, cloud calls included.",
+)
+ATTACHES = Counter(
+    "ecsnic_attaches_total",
+    "NICs attached, by how: created by a POST, or adopted after an interrupted attach.",
+    ["how"],
+)
+DRIFT_REPAIRS = Counter(
+    "ecsnic_drift_repairs_total",
+    "NICs found detached out of band and attached again.",
+)
+KUBE_WRITES = Counter(
+    "ecsnic_kube_writes_total",
+    "Writes to the Kubernetes API, by target.",
+    ["target"],
+)

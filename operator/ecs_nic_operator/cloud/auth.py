@@ -142,10 +142,7 @@ class AkSkAuth(httpx.Auth):
         signed_list = ";".join(signed)
 
         body = request.content
-        if not body:
-            payload_hash = _EMPTY_SHA256
-        else:
-            payload_hash = values.get(_CONTENT_SHA256) or hashlib.sha256(body).hexdigest()
+        payload_hash = (values.get(_CONTENT_SHA256) or hashlib.sha256(body).hexdigest()) if body else _EMPTY_SHA256
 
         canonical_request = "\n".join(
             (
@@ -264,9 +261,7 @@ class KeystonePasswordAuth(httpx.Auth):
 
     def _accept_token(self, response: httpx.Response) -> None:
         if response.status_code not in (200, 201):
-            err = error_from_response(
-                "keystone_auth", response.status_code, response.headers, response.content
-            )
+            err = error_from_response("keystone_auth", response.status_code, response.headers, response.content)
             if response.status_code in (401, 403) and not isinstance(err, AuthError):
                 err = AuthError(
                     "keystone_auth", err.message, status=err.status, code=err.code, request_id=err.request_id
@@ -274,9 +269,7 @@ class KeystonePasswordAuth(httpx.Auth):
             raise err
         token = response.headers.get("x-subject-token")
         if not token:
-            raise AuthError(
-                "keystone_auth", "login response has no X-Subject-Token", status=response.status_code
-            )
+            raise AuthError("keystone_auth", "login response has no X-Subject-Token", status=response.status_code)
         now = self._clock()
         expires_at = _parse_expiry(response.content)
         lifetime = (expires_at - now) if expires_at is not None else self._DEFAULT_LIFETIME

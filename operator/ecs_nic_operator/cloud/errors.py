@@ -238,9 +238,7 @@ def error_from_response(
     ):
         return Throttled(operation, text, retry_after=parse_retry_after(headers.get("retry-after")), **common)
     if status >= 500:
-        return CloudUnavailable(
-            operation, text, retry_after=parse_retry_after(headers.get("retry-after")), **common
-        )
+        return CloudUnavailable(operation, text, retry_after=parse_retry_after(headers.get("retry-after")), **common)
     if status == 400 and "quota" in lowered:  # ECS reports some quota failures as 400
         return QuotaExceeded(operation, text, **common)
     if status == 400:

@@ -136,9 +136,7 @@ class ControlPlane:
         self.api_port = self.api_port or free_port()
         self.etcd_port = self.etcd_port or free_port()
         key = self.workdir / "sa.key"
-        subprocess.run(
-            ["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True
-        )
+        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
         subprocess.run(
             ["openssl", "rsa", "-in", str(key), "-pubout", "-out", str(self.workdir / "sa.pub")],
             check=True,
@@ -214,7 +212,7 @@ class ControlPlane:
         while time.monotonic() < deadline:
             for proc in self._procs:
                 if proc.poll() is not None:
-                    raise ControlPlaneError(f"{proc.args[0]} exited with {proc.returncode}: {last}")
+                    raise ControlPlaneError(f"{proc.args!r} exited with {proc.returncode}: {last}")
             if self.ca_file.exists():
                 request = urllib.request.Request(
                     f"{self.url}/readyz", headers={"Authorization": f"Bearer {self.token}"}
@@ -233,7 +231,10 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "ecsnic", "cluster": {"server": self.url, "certificate-authority": str(self.ca_file)}}
+                {
+                    "name": "ecsnic",
+                    "cluster": {"server": self.url, "certificate-authority": str(self.ca_file)},
+                }
             ],
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [{"name": "ecsnic", "context": {"cluster": "ecsnic", "user": "admin"}}],

@@ -37,9 +37,7 @@ CONTROL_PREFIX = "/_simulator"
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps(body), content_type="application/json", headers=headers
-    )
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
 
 
 def _nova_error(err: NovaError) -> web.Response:
@@ -299,9 +297,7 @@ class Simulator:
             )
         return (major, minor)
 
-    async def _nova(
-        self, request: web.Request, op: Callable[[tuple[int, int]], web.Response]
-    ) -> web.Response:
+    async def _nova(self, request: web.Request, op: Callable[[tuple[int, int]], web.Response]) -> web.Response:
         mv = self._microversion(request)
         if isinstance(mv, web.Response):
             return mv
@@ -386,9 +382,7 @@ class Simulator:
                 {"rel": "self", "href": f"{base}/v2.1/"},
                 {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
             ],
-            "media-types": [
-                {"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}
-            ],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}],
         }
         return _json(200, {"version": doc})
 
@@ -399,9 +393,7 @@ class Simulator:
             "status": "stable",
             "updated": "2013-03-06T00:00:00Z",
             "links": [{"rel": "self", "href": f"{self._base(request)}/v3/"}],
-            "media-types": [
-                {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
-            ],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
         }
         return _json(200, {"version": doc})
 

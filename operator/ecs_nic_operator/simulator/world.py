@@ -72,9 +72,7 @@ class Network:
         while self.cursor <= self.last and self.cursor in self.used:
             self.cursor += 1
         if self.cursor > self.last:
-            raise NovaError(
-                409, "conflictingRequest", f"No more IP addresses available on network {self.id}."
-            )
+            raise NovaError(409, "conflictingRequest", f"No more IP addresses available on network {self.id}.")
         ip = self.cursor
         self.cursor += 1
         self.used[ip] = port_id
@@ -131,9 +129,7 @@ class World:
         self._detaching: list[tuple[float, int, str]] = []  # heap (detach_at, seq, port_id)
         self._seq = 0
         for n in seed["networks"]:
-            self.networks[n["id"]] = Network(
-                n["id"], n["subnetId"], ipaddress.ip_network(n["cidr"], strict=False)
-            )
+            self.networks[n["id"]] = Network(n["id"], n["subnetId"], ipaddress.ip_network(n["cidr"], strict=False))
         for s in seed["servers"]:
             self.add_server(s["id"], int(s["maxNics"]))
         for p in seed["ports"]:
@@ -371,9 +367,7 @@ class World:
     def _busy(self, server: Server, action: str) -> None:
         server.mutating_calls += 1
         if server.mutating_calls <= int(self.behaviour["busyFirst"] or 0):
-            raise conflict(
-                f"Cannot '{action}' instance {server.id} while it is in task_state interface_attaching"
-            )
+            raise conflict(f"Cannot '{action}' instance {server.id} while it is in task_state interface_attaching")
 
     def detach(self, server_id: str, port_id: str) -> None:
         server = self.server_for_call(server_id)

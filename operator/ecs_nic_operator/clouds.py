@@ -1,0 +1,222 @@
+"""EcsCloud resources: one client (and one shared rate limit) per cloud, and the cloud's Ready condition.
+
+A cloud is Ready when its credentials Secret is readable and complete and its endpoint answered. A
+credentials rejection seen by any attachment marks the cloud not Ready (CredentialsRejected) until the
+Secret or the EcsCloud changes, so that a broken key costs one refused call per retry period, not a storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import kopf
+
+from ecs_nic_operator import conditions
+from ecs_nic_operator.cloud import CredentialsError, EcsClient, TokenBucket, auth_from_secret
+from ecs_nic_operator.cloud.urls import require_secure_url
+from ecs_nic_operator.conditions import Condition, Reason
+from ecs_nic_operator.config import Settings
+from ecs_nic_operator.kube import Gone, Kube
+from ecs_nic_operator.resources import CloudSpec
+
+log = logging.getLogger("ecs_nic_operator.clouds")
+
+
+@dataclass
+class Cloud:
+    spec: CloudSpec
+    body_ref: dict[str, Any]
+    status: dict[str, Any]
+    client: EcsClient | None = None
+    credentials_digest: str = ""
+    ready: bool = False
+    reason: str = "Pending"
+    message: str = "not checked yet"
+    failures: int = 0
+    recheck: asyncio.TimerHandle | None = None
+    limiter: TokenBucket | None = None
+    _checking: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def allows(self, namespace_labels: dict[str, str]) -> bool:
+        selector = self.spec.namespace_selector
+        if not selector:
+            return True
+        for key, value in (selector.get("matchLabels") or {}).items():
+            if namespace_labels.get(key) != value:
+                return False
+        for expr in selector.get("matchExpressions") or []:
+            key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+            present = key in namespace_labels
+            if op == "In" and (not present or namespace_labels[key] not in values):
+                return False
+            if op == "NotIn" and present and namespace_labels[key] in values:
+                return False
+            if op == "Exists" and not present:
+                return False
+            if op == "DoesNotExist" and present:
+                return False
+        return True
+
+
+class Clouds:
+    def __init__(self, kube: Kube, settings: Settings, on_change: Callable[[str], None]) -> None:
+        self._kube = kube
+        self._settings = settings
+        self._on_change = on_change  # requeue the attachments of a cloud whose readiness changed
+        self._clouds: dict[str, Cloud] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get(self, name: str) -> Cloud | None:
+        return self._clouds.get(name)
+
+    def observe(self, body: dict[str, Any], deleted: bool = False) -> None:
+        name = body.get("metadata", {}).get("name", "")
+        if deleted:
+            cloud = self._clouds.pop(name, None)
+            if cloud is not None:
+                self._spawn(self._close(cloud))
+                self._on_change(name)
+            return
+        spec = CloudSpec.from_body(body, self._settings.default_qps, self._settings.default_burst)
+        cloud = self._clouds.get(name)
+        if cloud is not None and cloud.spec == spec:
+            return
+        ref = {
+            "apiVersion": body.get("apiVersion"),
+            "kind": "EcsCloud",
+            "metadata": {"name": name, "uid": body.get("metadata", {}).get("uid")},
+        }
+        new = Cloud(spec=spec, body_ref=ref, status=dict(body.get("status") or {}))
+        if cloud is not None:
+            new.limiter = cloud.limiter if (cloud.spec.qps, cloud.spec.burst) == (spec.qps, spec.burst) else None
+            self._spawn(self._close(cloud))
+        self._clouds[name] = new
+        self._spawn(self.check(name))
+
+    def credentials_rejected(self, name: str, message: str) -> None:
+        cloud = self._clouds.get(name)
+        if cloud is None or not cloud.ready:
+            return
+        self._spawn(self._set(cloud, False, Reason.CREDENTIALS_REJECTED, message, retry=True))
+
+    async def check(self, name: str) -> None:
+        """Read the Secret, build the client, ask the endpoint; set Ready accordingly."""
+        cloud = self._clouds.get(name)
+        if cloud is None:
+            return
+        async with cloud._checking:
+            spec = cloud.spec
+            try:
+                require_secure_url(spec.endpoint, "spec.endpoint")
+            except ValueError as exc:
+                await self._set(cloud, False, Reason.ENDPOINT_INVALID, str(exc), retry=False)
+                return
+            try:
+                data = await self._kube.secret_data(spec.secret_namespace, spec.secret_name)
+            except Gone:
+                await self._set(
+                    cloud,
+                    False,
+                    Reason.SECRET_NOT_FOUND,
+                    f"Secret {spec.secret_namespace}/{spec.secret_name} not found",
+                    retry=True,
+                )
+                return
+            digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
+            if cloud.client is None or digest != cloud.credentials_digest:
+                try:
+                    auth = auth_from_secret(spec.credentials_type, data, spec.project_id)
+                except CredentialsError as exc:
+                    await self._set(cloud, False, Reason.CREDENTIALS_INVALID, str(exc), retry=True)
+                    return
+                old = cloud.client
+                if cloud.limiter is None:
+                    cloud.limiter = TokenBucket(spec.qps, spec.burst)
+                cloud.client = EcsClient(
+                    spec.endpoint,
+                    spec.project_id,
+                    auth,
+                    limiter=cloud.limiter,
+                    timeout=self._settings.cloud_timeout,
+                )
+                cloud.credentials_digest = digest
+                if old is not None:
+                    await old.aclose()
+            elif not cloud.ready and cloud.reason == Reason.CREDENTIALS_REJECTED:
+                # Same Secret as the one the cloud refused: stay not Ready until it changes.
+                await self._set(cloud, False, cloud.reason, cloud.message, retry=True)
+                return
+            problem = await self._probe(spec.endpoint)
+            if problem:
+                await self._set(cloud, False, Reason.ENDPOINT_UNREACHABLE, problem, retry=True)
+                return
+            await self._set(cloud, True, Reason.CONNECTED, f"credentials read; {spec.endpoint} answered", retry=False)
+
+    async def _probe(self, endpoint: str) -> str | None:
+        # The version document needs no credentials and costs the cloud nothing that is rate limited.
+        try:
+            async with httpx.AsyncClient(timeout=self._settings.cloud_timeout, follow_redirects=False) as http:
+                response = await http.get(f"{endpoint}/v2.1/")
+        except httpx.HTTPError as exc:
+            return f"{endpoint} did not answer: {type(exc).__name__}: {exc}"
+        if response.status_code >= 500:
+            return f"{endpoint}/v2.1/ answered {response.status_code}"
+        return None
+
+    async def _set(self, cloud: Cloud, ready: bool, reason: str, message: str, retry: bool) -> None:
+        changed = (cloud.ready, cloud.reason, cloud.message) != (ready, reason, message)
+        cloud.ready, cloud.reason, cloud.message = ready, reason, message
+        cloud.failures = 0 if ready else cloud.failures + 1
+        if cloud.recheck is not None:
+            cloud.recheck.cancel()
+            cloud.recheck = None
+        if retry:
+            delay = min(self._settings.spec_retry, 5.0 * 2 ** min(cloud.failures, 10)) * random.uniform(0.8, 1.2)
+            cloud.recheck = asyncio.get_running_loop().call_later(
+                delay, lambda: self._spawn(self.check(cloud.spec.name))
+            )
+        wanted = conditions.merge(
+            cloud.status.get("conditions") or [],
+            [Condition(conditions.READY, ready, reason, message)],
+            cloud.spec.generation,
+        )
+        status = {"observedGeneration": cloud.spec.generation, "conditions": wanted}
+        if changed or cloud.status.get("observedGeneration") != cloud.spec.generation:
+            try:
+                await self._kube.patch_cloud_status(cloud.spec.name, status)
+                cloud.status = status
+            except Exception as exc:  # the next check writes it again
+                log.warning("could not write EcsCloud %s status: %s", cloud.spec.name, exc)
+            if not ready:
+                kopf.warn(cloud.body_ref, reason=reason, message=message)  # type: ignore[arg-type]
+        if changed:
+            self._on_change(cloud.spec.name)
+
+    async def resync(self) -> None:
+        """Periodic re-read of every cloud's Secret (rotations) and endpoint."""
+        for name in list(self._clouds):
+            await self.check(name)
+
+    async def close(self) -> None:
+        for cloud in self._clouds.values():
+            await self._close(cloud)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _close(self, cloud: Cloud) -> None:
+        if cloud.recheck is not None:
+            cloud.recheck.cancel()
+        if cloud.client is not None:
+            await cloud.client.aclose()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,492 @@
+"""The EcsNicAttachment reconciler: from the latest object and what the cloud reports, to a status.
+
+Flow: a watch event (handlers.py) stores a compact copy of the object and schedules its key; a worker
+runs reconcile(key): resolve the cloud and the server, then either follow the attached port (shared
+per-server list calls), or attach (intent recorded first, adoption when a POST may repeat one), or, when
+the object is being deleted, detach and release the finalizer. Every outcome ends in a status write only
+when something a user can see changed, and in a scheduled next look: nothing loops without a delay.
+
+Kubernetes writes from create to Ready: 1) finalizer + attach intent (one guarded metadata patch, before
+the POST), 2) status with the port as the cloud returned it (DOWN), 3) status Ready once ACTIVE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import zlib
+from collections import defaultdict
+from typing import Any, NoReturn
+
+import kopf
+
+from ecs_nic_operator import conditions, metrics
+from ecs_nic_operator.cloud import errors
+from ecs_nic_operator.cloud.models import InterfaceAttachment
+from ecs_nic_operator.clouds import Cloud, Clouds
+from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
+from ecs_nic_operator.config import Settings
+from ecs_nic_operator.kube import Conflict, Gone, Kube
+from ecs_nic_operator.reconcile.adopt import adoptable
+from ecs_nic_operator.reconcile.errors import backoff, classify
+from ecs_nic_operator.resources import Attachment, Intent, Key, status_from_port
+from ecs_nic_operator.servers import ServerKey, ServerViews
+from ecs_nic_operator.workqueue import WorkQueue
+
+log = logging.getLogger("ecs_nic_operator.controller")
+
+
+class Stop(Exception):
+    """Reconcile ends here; the status and the next look were already decided."""
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.objects: dict[Key, Attachment] = {}
+        self.clouds = Clouds(kube, settings, self._cloud_changed)
+        self.views = ServerViews()
+        self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, settings.workers)
+        self._attempts: dict[Key, int] = defaultdict(int)
+        self._polls: dict[Key, int] = {}
+        self._activation_estimate = 1.0  # seconds from attach to ACTIVE, learnt from what we observe
+        self._attached_at: dict[Key, float] = {}
+        self._detaching: dict[Key, str] = {}
+        self._resync_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.queue.start()
+        self._resync_task = asyncio.create_task(self._resync_clouds(), name="cloud-resync")
+
+    async def stop(self) -> None:
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+        await self.queue.stop()
+        await self.clouds.close()
+
+    async def _resync_clouds(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_period * random.uniform(0.9, 1.1))
+            await self.clouds.resync()
+
+    # -- watch events ---------------------------------------------------------------------------------
+
+    def observe(self, body: dict[str, Any], deleted: bool = False) -> None:
+        new = Attachment.from_body(body)
+        key = new.key
+        if deleted:
+            self.objects.pop(key, None)
+            self.queue.forget(key)
+            self._attempts.pop(key, None)
+            self._polls.pop(key, None)
+            self._detaching.pop(key, None)
+            self._attached_at.pop(key, None)
+            return
+        old = self.objects.get(key)
+        if old is not None and int(old.resource_version or 0) > int(new.resource_version or 0):
+            return  # an event older than the patch answer we already hold
+        self.objects[key] = new
+        # Our own status writes come back as events too; only what a user changed needs a look now.
+        if (
+            old is None
+            or old.generation != new.generation
+            or old.deleting != new.deleting
+            or old.paused != new.paused
+            or old.finalizers != new.finalizers
+            or old.uid != new.uid
+        ):
+            self.queue.schedule(key)
+
+    def _cloud_changed(self, cloud: str) -> None:
+        for key, obj in self.objects.items():
+            if obj.spec.cloud == cloud:
+                self.queue.schedule(key, random.uniform(0, 1.0))
+
+    # -- reconcile --------------------------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        obj = self.objects.get(key)
+        if obj is None:
+            return
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            if obj.deleting:
+                await self._finalize(obj)
+            elif obj.paused:
+                await self._paused(obj)
+            else:
+                await self._ensure(obj)
+        except Stop:
+            outcome = "deferred"
+        except Conflict:
+            # Someone changed the object after we looked: the watch brings the new version; look again soon.
+            outcome = "conflict"
+            self.queue.schedule(key, 0.5)
+        except Gone:
+            outcome = "gone"
+        except Exception:
+            outcome = "error"
+            log.exception("reconcile of %s/%s failed unexpectedly", *key)
+            self.queue.schedule(key, backoff(self.settings, self._bump(key)))
+        finally:
+            metrics.RECONCILES.labels(outcome).inc()
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+
+    def _bump(self, key: Key) -> int:
+        self._attempts[key] += 1
+        return self._attempts[key]
+
+    async def _paused(self, obj: Attachment) -> None:
+        await self._write(
+            obj,
+            None,
+            [Condition(SYNCED, False, Reason.PAUSED, 'the ecsnic.io/paused annotation is "true": no cloud calls')],
+        )
+
+    # -- resolving the cloud and the server ----------------------------------------------------------
+
+    async def _cloud(self, obj: Attachment) -> Cloud:
+        cloud = self.clouds.get(obj.spec.cloud)
+        if cloud is None:
+            await self._blocked(obj, Reason.CLOUD_NOT_FOUND, f"EcsCloud {obj.spec.cloud!r} does not exist")
+        elif not cloud.ready or cloud.client is None:
+            await self._blocked(
+                obj,
+                Reason.CLOUD_NOT_READY,
+                f"EcsCloud {obj.spec.cloud!r} is not Ready: {cloud.reason}: {cloud.message}",
+            )
+        else:
+            if cloud.spec.namespace_selector:
+                labels = await self.kube.namespace_labels(obj.namespace)
+                if not cloud.allows(labels):
+                    await self._blocked(
+                        obj,
+                        Reason.NAMESPACE_NOT_ALLOWED,
+                        f"EcsCloud {obj.spec.cloud!r} does not allow namespace {obj.namespace!r} "
+                        "(spec.namespaceSelector)",
+                    )
+            return cloud
+
+    async def _server(self, obj: Attachment) -> str:
+        if obj.spec.server_id:
+            return obj.spec.server_id.lower()
+        if obj.status_server:
+            return obj.status_server  # resolved once; a Node later losing its providerID changes nothing
+        node = obj.spec.node_name or ""
+        provider_id: str | None = None
+        try:
+            provider_id = await self.kube.node_provider_id(node)
+        except Gone:
+            self.kube.forget("node", node)
+            await self._blocked(obj, Reason.NODE_NOT_FOUND, f"Node {node!r} does not exist")
+        if not provider_id or not provider_id.rstrip("/").rsplit("/", 1)[-1]:
+            self.kube.forget("node", node)
+            await self._blocked(obj, Reason.NODE_NO_PROVIDER_ID, f"Node {node!r} has no spec.providerID")
+        return provider_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+    async def _blocked(self, obj: Attachment, reason: str, message: str) -> NoReturn:
+        """A Kubernetes-side prerequisite is missing: say so, look again later (or when it appears)."""
+        wanted = [Condition(SYNCED, False, reason, message)]
+        ready = conditions.get(obj.status, READY)
+        if ready is None or ready.get("status") != "True" or obj.deleting:
+            wanted.insert(0, Condition(READY, False, reason, message))
+        await self._write(obj, None, wanted, event=("Warning", reason, message))
+        delay = self.settings.dependency_retry * random.uniform(0.9, 1.1)
+        self.queue.schedule(obj.key, min(delay, 30.0) if obj.deleting else delay)
+        raise Stop
+
+    # -- create / follow / drift -----------------------------------------------------------------------
+
+    async def _ensure(self, obj: Attachment) -> None:
+        cloud = await self._cloud(obj)
+        server = await self._server(obj)
+        skey: ServerKey = (cloud.spec.name, server)
+        assert cloud.client is not None
+        try:
+            if obj.port_id and obj.status_server == server:
+                await self._follow(obj, cloud, skey)
+            else:
+                await self._attach(obj, cloud, skey)
+        except errors.CloudError as exc:
+            await self._cloud_error(obj, cloud, exc)
+
+    def _claimed(self, skey: ServerKey, key: Key) -> set[str]:
+        return {
+            o.port_id
+            for k, o in self.objects.items()
+            if k != key and o.port_id and o.status_server == skey[1] and o.spec.cloud == skey[0]
+        }
+
+    async def _follow(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
+        assert cloud.client is not None and obj.port_id
+        polling = obj.status.get("portState") != "ACTIVE" or conditions.get(obj.status, READY) is None
+        # Following a DOWN port may reuse a list another attachment on the server just made; a drift
+        # check of a Ready one also shares the per-server call of the same resync round.
+        max_age = self.settings.poll_min / 2 if polling else self.settings.resync_period / 4
+        ports = await self.views.ports(cloud.client, skey, max_age)
+        port = ports.get(obj.port_id)
+        if port is None:
+            # Not on the server any more: confirm with a fresh look before calling it drift.
+            ports = await self.views.ports(cloud.client, skey, 0)
+            port = ports.get(obj.port_id)
+        if port is None:
+            await self._drifted(obj, cloud, skey)
+            return
+        self._attempts.pop(obj.key, None)
+        active = port.port_state == "ACTIVE"
+        if active:
+            attached = self._attached_at.pop(obj.key, None)
+            if attached is not None:
+                observed = time.monotonic() - attached
+                self._activation_estimate = min(10.0, max(0.2, 0.8 * self._activation_estimate + 0.2 * observed))
+            self._polls.pop(obj.key, None)
+            ready = Condition(READY, True, Reason.ACTIVE, f"port {port.port_id} is ACTIVE on server {skey[1]}")
+            was = conditions.get(obj.status, READY)
+            first = was is None or was.get("status") != "True"
+            event = ("Normal", "Active", f"port {port.port_id} ({port.mac_addr}) is ACTIVE") if first else None
+            await self._write(obj, status_from_port(skey[1], port), [ready, self._synced()], event=event)
+            self._schedule_resync(obj.key, skey)
+        else:
+            polls = self._polls.get(obj.key, 0) + 1
+            self._polls[obj.key] = polls
+            ready = Condition(
+                READY,
+                False,
+                Reason.PORT_DOWN,
+                f"port {port.port_id} is {port.port_state}; waiting for ACTIVE",
+            )
+            await self._write(obj, status_from_port(skey[1], port), [ready, self._synced()])
+            self.queue.schedule(obj.key, self._poll_delay(polls))
+
+    def _poll_delay(self, polls: int) -> float:
+        return min(self.settings.poll_max, self.settings.poll_min * 2.0 ** max(0, polls - 2))
+
+    def _schedule_resync(self, key: Key, skey: ServerKey) -> None:
+        """Next drift check at a phase fixed per server, so a server's attachments share one list call."""
+        period = self.settings.resync_period
+        phase = (zlib.crc32(f"{skey[0]}/{skey[1]}".encode()) % 10_000) / 10_000 * period
+        delay: float = (phase - time.time()) % period
+        if delay < period * 0.1:
+            delay += period
+        self.queue.schedule(key, delay)
+
+    def _synced(self) -> Condition:
+        return Condition(SYNCED, True, Reason.RECONCILE_SUCCESS, "the last reconcile with the cloud succeeded")
+
+    async def _drifted(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
+        message = f"port {obj.port_id} is no longer attached to server {skey[1]}; attaching again"
+        kopf.warn(
+            obj.ref(),  # type: ignore[arg-type]
+            reason=Reason.NIC_DETACHED,
+            message=message,
+        )
+        metrics.DRIFT_REPAIRS.inc()
+        obj = await self._write(
+            obj,
+            {"portId": None, "portState": None, "macAddr": None, "fixedIps": None},
+            [Condition(READY, False, Reason.NIC_DETACHED, message), self._synced()],
+        )
+        await self._attach(obj, cloud, skey, repair=True)
+
+    async def _attach(self, obj: Attachment, cloud: Cloud, skey: ServerKey, repair: bool = False) -> None:
+        client = cloud.client
+        assert client is not None
+        async with self.views.lock(skey):
+            obj = self.objects.get(obj.key, obj)
+            if obj.deleting or obj.paused:
+                self.queue.schedule(obj.key)
+                raise Stop
+            if obj.port_id and obj.status_server == skey[1] and not repair:
+                await self._follow(obj, cloud, skey)
+                return
+            spec = obj.spec
+            port: InterfaceAttachment | None = None
+            adopted = False
+            if obj.intent is not None and not repair:
+                # An earlier attach may have reached the cloud without its answer being saved.
+                ports = await self.views.ports(client, skey, 0)
+                port = adoptable(spec, obj.intent, ports, self._claimed(skey, obj.key))
+                adopted = port is not None
+            if port is None:
+                known: tuple[str, ...] | None = None
+                if spec.net_id and not spec.fixed_ip:
+                    ports = await self.views.ports(client, skey, self.settings.poll_min)
+                    known = tuple(sorted(ports))
+                intent = Intent(conditions.now(), known)
+                body = await self.kube.record_intent(
+                    obj.namespace, obj.name, obj.resource_version, obj.finalizers, intent.dump()
+                )
+                obj = self._store(body)
+                try:
+                    port = await client.attach(
+                        skey[1], net_id=spec.net_id, port_id=spec.port_id, fixed_ip=spec.fixed_ip
+                    )
+                except errors.InUse:
+                    ports = await self.views.ports(client, skey, 0)
+                    port = adoptable(spec, intent, ports, self._claimed(skey, obj.key))
+                    if port is None:
+                        raise
+                    adopted = True
+                except errors.CloudUnavailable:
+                    # The call may or may not have reached the cloud: the intent makes the next try adopt.
+                    raise
+                self.views.note(skey, port)
+            self._attached_at[obj.key] = time.monotonic()
+            self._polls[obj.key] = 0
+            verb = "adopted" if adopted else ("re-attached" if repair else "attached")
+            message = f"port {port.port_id} {verb} on server {skey[1]} ({port.port_state})"
+            metrics.ATTACHES.labels("adopted" if adopted else "created").inc()
+            active = port.port_state == "ACTIVE"
+            await self._write(
+                obj,
+                status_from_port(skey[1], port),
+                [
+                    Condition(READY, active, Reason.ACTIVE if active else Reason.ATTACHING, message),
+                    self._synced(),
+                ],
+                event=(
+                    "Normal",
+                    "DriftRepaired" if repair else ("Adopted" if adopted else "Attached"),
+                    message,
+                ),
+            )
+        self._attempts.pop(obj.key, None)
+        if active:
+            self._schedule_resync(obj.key, skey)
+        else:
+            self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate))
+
+    async def _cloud_error(self, obj: Attachment, cloud: Cloud, exc: errors.CloudError) -> None:
+        verdict = classify(exc, self.settings, self._bump(obj.key))
+        if isinstance(exc, errors.AuthError):
+            self.clouds.credentials_rejected(cloud.spec.name, str(exc))
+        obj = self.objects.get(obj.key, obj)
+        ready_now = conditions.get(obj.status, READY)
+        keep_ready = not verdict.blocks_ready and ready_now is not None and ready_now.get("status") == "True"
+        wanted = [Condition(SYNCED, False, verdict.reason, verdict.message)]
+        if not keep_ready:
+            wanted.insert(0, Condition(READY, False, verdict.reason, verdict.message))
+        log.info("%s/%s: %s; next try in %.1f s", obj.namespace, obj.name, verdict.message, verdict.delay)
+        await self._write(obj, None, wanted, event=("Warning", verdict.reason, verdict.message))
+        self.queue.schedule(obj.key, verdict.delay)
+
+    # -- delete ------------------------------------------------------------------------------------------
+
+    async def _finalize(self, obj: Attachment) -> None:
+        if not obj.has_finalizer:
+            return
+        if obj.spec.deletion_policy == "Orphan" or (not obj.port_id and obj.intent is None):
+            await self.kube.remove_finalizer(obj.namespace, obj.name, obj.finalizers)
+            if obj.port_id:
+                kopf.info(
+                    obj.ref(),  # type: ignore[arg-type]
+                    reason="Orphaned",
+                    message=f"port {obj.port_id} left attached (Orphan)",
+                )
+            return
+        found_cloud = self.clouds.get(obj.spec.cloud)
+        if found_cloud is None or not found_cloud.ready or found_cloud.client is None:
+            why = "does not exist" if found_cloud is None else f"is not Ready ({found_cloud.reason})"
+            await self._blocked(
+                obj,
+                Reason.DETACH_BLOCKED,
+                f"cannot detach: EcsCloud {obj.spec.cloud!r} {why}. Fix the EcsCloud, or set "
+                "spec.deletionPolicy: Orphan to delete this resource and leave the NIC attached",
+            )
+        cloud = found_cloud
+        server = obj.status_server or await self._server(obj)
+        skey = (cloud.spec.name, server)
+        client = cloud.client
+        assert client is not None
+        try:
+            port_id = obj.port_id
+            if port_id is None:
+                # The attach may have reached the cloud before a crash: find it before letting go.
+                async with self.views.lock(skey):
+                    ports = await self.views.ports(client, skey, 0)
+                    found = adoptable(obj.spec, obj.intent, ports, self._claimed(skey, obj.key))
+                port_id = found.port_id if found else None
+            if port_id is not None:
+                ports = await self.views.ports(client, skey, self.settings.poll_min / 2)
+                if port_id in ports:
+                    if self._detaching.get(obj.key) != port_id:
+                        async with self.views.lock(skey):
+                            with contextlib.suppress(errors.NotFound):
+                                await client.detach(server, port_id)
+                        self._detaching[obj.key] = port_id
+                        message = f"detaching port {port_id} from server {server}"
+                        await self._write(
+                            obj,
+                            None,
+                            [Condition(READY, False, Reason.DETACHING, message), self._synced()],
+                            event=("Normal", "Detaching", message),
+                        )
+                    polls = self._polls.get(obj.key, 0) + 1
+                    self._polls[obj.key] = polls
+                    self.queue.schedule(obj.key, self._poll_delay(polls))
+                    return
+                self.views.drop(skey, port_id)
+                detached = f"port {port_id} detached from server {server}"
+                kopf.info(obj.ref(), reason="Detached", message=detached)  # type: ignore[arg-type]
+        except errors.NotFound as exc:
+            if exc.what != "server":
+                raise
+            # The server is gone, and its NICs with it: nothing is left to detach.
+        except errors.CloudError as exc:
+            await self._cloud_error(obj, cloud, exc)
+            return
+        await self.kube.remove_finalizer(obj.namespace, obj.name, obj.finalizers)
+
+    # -- writing status ----------------------------------------------------------------------------------
+
+    def _store(self, body: dict[str, Any]) -> Attachment:
+        obj = Attachment.from_body(body)
+        current = self.objects.get(obj.key)
+        if current is None or int(current.resource_version or 0) <= int(obj.resource_version or 0):
+            self.objects[obj.key] = obj
+        return obj
+
+    async def _write(
+        self,
+        obj: Attachment,
+        fields: dict[str, Any] | None,
+        wanted: list[Condition],
+        event: tuple[str, str, str] | None = None,
+    ) -> Attachment:
+        """Patch status only when something a user would see changes; post the Event with it."""
+        status: dict[str, Any] = dict(obj.status)
+        for name, value in (fields or {}).items():
+            if value is None:
+                status.pop(name, None)
+            else:
+                status[name] = value
+        status["conditions"] = conditions.merge(status.get("conditions") or [], wanted, obj.generation)
+        status["observedGeneration"] = obj.generation
+        if status == obj.status:
+            return obj
+        patch = dict(status)
+        for name in obj.status:
+            if name not in status:
+                patch[name] = None  # merge patch: null removes the field
+        if event is not None and self._new_message(obj, wanted):
+            kind, reason, message = event
+            post = kopf.warn if kind == "Warning" else kopf.info
+            post(obj.ref(), reason=reason, message=message)  # type: ignore[arg-type]
+        body = await self.kube.patch_status(obj.namespace, obj.name, patch)
+        return self._store(body)
+
+    @staticmethod
+    def _new_message(obj: Attachment, wanted: list[Condition]) -> bool:
+        """Repeat an Event only when the condition it reports changed, not on every retry."""
+        for cond in wanted:
+            old = conditions.get(obj.status, cond.type)
+            if old is None or old.get("reason") != cond.reason or old.get("message") != cond.message[:1024]:
+                return True
+        return False

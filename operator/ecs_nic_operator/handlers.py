@@ -1,0 +1,81 @@
+"""kopf registrations only: watch events in, the controller does the rest.
+
+Why raw event handlers instead of kopf's create/update/delete handlers: those keep their progress in
+annotations and cost up to four PATCHes per processing cycle, plus a timer task per object for polling.
+Here a watch event only updates an in-memory copy and schedules a key; the controller decides, and
+writes at most three times from create to Ready (see controller.py). kopf still provides the watching
+(with bookmarks and inactivity timeouts), login, Event posting, peering and the liveness probe.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ecs_nic_operator import GROUP, __version__, metrics
+from ecs_nic_operator.config import ANNOTATION_PREFIX, FINALIZER, Settings
+from ecs_nic_operator.controller import Controller
+from ecs_nic_operator.kube import Kube, load_config
+
+log = logging.getLogger("ecs_nic_operator")
+
+
+class State:
+    """The one controller this process runs; set at startup."""
+
+    settings = Settings()
+    controller: Controller | None = None
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    own = State.settings
+    # Our finalizer and prefixes, not kopf's defaults; kopf itself writes nothing to our objects because
+    # only event handlers are registered, but keep its markers in our namespace should that ever change.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    # A silent watch (lost connection, API server restart) is restarted after this long.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.inactivity_timeout = 600
+    settings.watching.reconnect_backoff = 1.0
+    # Events: info and above, with our own reason names.
+    settings.posting.level = logging.INFO
+    settings.posting.enabled = True
+    settings.networking.request_timeout = 60
+    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    api = load_config()
+    State.controller = Controller(Kube(api), own)
+    State.controller.start()
+    metrics.OPERATOR_INFO.info({"version": __version__})
+    log.info("ecs-nic-operator %s started (resync every %.0f s)", __version__, own.resync_period)
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    if State.controller is not None:
+        await State.controller.stop()
+
+
+@kopf.on.event(GROUP, "v1alpha1", "ecsnicattachments")
+def attachment_event(type: str, event: kopf.RawEvent, **_: Any) -> None:
+    if State.controller is None:
+        return
+    State.controller.observe(dict(event["object"]), deleted=type == "DELETED")
+
+
+@kopf.on.event(GROUP, "v1alpha1", "ecsclouds")
+def cloud_event(type: str, event: kopf.RawEvent, **_: Any) -> None:
+    if State.controller is None:
+        return
+    State.controller.clouds.observe(dict(event["object"]), deleted=type == "DELETED")
+
+
+@kopf.on.probe(id="queue")
+def queue_depth(**_: Any) -> int:
+    return len(State.controller.queue) if State.controller else 0

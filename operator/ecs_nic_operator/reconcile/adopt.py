@@ -1,0 +1,40 @@
+"""Which port on a server, if any, is the NIC an earlier (possibly interrupted) attach call made.
+
+Called whenever a POST might repeat an earlier one (an intent is recorded but no port ID was saved) or
+the cloud answered that the port or IP is already in use. Adopting is always safer than attaching again:
+the worst outcome of a wrong "no" is a duplicate NIC, so the rules below only say "no" when the server
+clearly does not hold our NIC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from ecs_nic_operator.cloud.models import InterfaceAttachment
+from ecs_nic_operator.resources import AttachmentSpec, Intent
+
+
+def adoptable(
+    spec: AttachmentSpec,
+    intent: Intent | None,
+    ports: Mapping[str, InterfaceAttachment],
+    claimed: Collection[str],
+) -> InterfaceAttachment | None:
+    """The port to adopt, or None. ``claimed`` are port IDs other attachments on this server own."""
+    if spec.port_id:
+        return ports.get(spec.port_id)
+    candidates = [p for p in ports.values() if p.net_id == spec.net_id and p.port_id not in claimed]
+    if spec.fixed_ip:
+        for port in candidates:
+            if any(ip.ip_address == spec.fixed_ip for ip in port.fixed_ips):
+                return port
+        return None
+    if intent is None or intent.known_ports is None:
+        return None
+    known = set(intent.known_ports)
+    fresh = [p for p in candidates if p.port_id not in known]
+    # Attaches are serialised per server, so at most one interrupted POST per server can be ours;
+    # should several new ports on our network appear (another tool attaching at the same time), take
+    # one deterministically rather than attach yet another.
+    fresh.sort(key=lambda p: p.port_id)
+    return fresh[0] if fresh else None

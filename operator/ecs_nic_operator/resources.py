@@ -1,0 +1,170 @@
+"""Typed, read-only views of EcsNicAttachment and EcsCloud bodies (camelCase on the Kubernetes side)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ecs_nic_operator import GROUP, VERSION
+from ecs_nic_operator.cloud.models import InterfaceAttachment
+from ecs_nic_operator.config import DEFAULT_CLOUD, FINALIZER, INTENT_ANNOTATION, PAUSED_ANNOTATION
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """Recorded before an attach call: when it started and which ports the server already had."""
+
+    started_at: str
+    known_ports: tuple[str, ...] | None  # None: not needed (fixed IP or port ID identify the NIC)
+
+    def dump(self) -> str:
+        return json.dumps({"startedAt": self.started_at, "knownPorts": self.known_ports}, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, raw: str | None) -> Intent | None:
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            known = data.get("knownPorts")
+            return cls(str(data["startedAt"]), tuple(known) if known is not None else None)
+        except (ValueError, KeyError, TypeError):
+            # A hand-edited, unreadable intent means "an attach may have happened": adopt conservatively.
+            return cls(datetime.now().isoformat(), ())
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentSpec:
+    cloud: str
+    server_id: str | None
+    node_name: str | None
+    net_id: str | None
+    port_id: str | None
+    fixed_ip: str | None
+    deletion_policy: str
+
+    @classmethod
+    def from_body(cls, spec: dict[str, Any]) -> AttachmentSpec:
+        fixed = spec.get("fixedIps") or []
+        return cls(
+            cloud=(spec.get("cloudRef") or {}).get("name") or DEFAULT_CLOUD,
+            server_id=spec.get("serverId"),
+            node_name=spec.get("nodeName"),
+            net_id=spec.get("netId"),
+            port_id=spec.get("portId"),
+            fixed_ip=fixed[0].get("ipAddress") if fixed else None,
+            deletion_policy=spec.get("deletionPolicy") or "Delete",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """The operator's compact copy of one EcsNicAttachment (kept for every object; keep it small)."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    generation: int
+    spec: AttachmentSpec
+    status: dict[str, Any]
+    finalizers: tuple[str, ...]
+    deleting: bool
+    paused: bool
+    intent: Intent | None
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+    @property
+    def has_finalizer(self) -> bool:
+        return FINALIZER in self.finalizers
+
+    @property
+    def port_id(self) -> str | None:
+        value = self.status.get("portId")
+        return str(value) if value else None
+
+    @property
+    def status_server(self) -> str | None:
+        value = self.status.get("serverId")
+        return str(value) if value else None
+
+    def ref(self) -> dict[str, Any]:
+        """Just enough of a body for kopf to post an Event about this object."""
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "EcsNicAttachment",
+            "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
+        }
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Attachment:
+        meta = body.get("metadata", {})
+        annotations = meta.get("annotations") or {}
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            resource_version=meta.get("resourceVersion", ""),
+            generation=int(meta.get("generation") or 0),
+            spec=AttachmentSpec.from_body(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+            finalizers=tuple(meta.get("finalizers") or ()),
+            deleting=bool(meta.get("deletionTimestamp")),
+            paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
+            intent=Intent.load(annotations.get(INTENT_ANNOTATION)),
+        )
+
+
+def status_from_port(server_id: str, port: InterfaceAttachment) -> dict[str, Any]:
+    """The cloud's view of a port, in the status field names of API.md (one to one with the cloud's)."""
+    return {
+        "serverId": server_id,
+        "portId": port.port_id,
+        "netId": port.net_id,
+        "portState": port.port_state,
+        "macAddr": port.mac_addr,
+        "fixedIps": [{"subnetId": ip.subnet_id, "ipAddress": ip.ip_address} for ip in port.fixed_ips],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CloudSpec:
+    name: str
+    generation: int
+    endpoint: str
+    project_id: str
+    region: str | None
+    credentials_type: str
+    secret_namespace: str
+    secret_name: str
+    qps: float
+    burst: int
+    namespace_selector: dict[str, Any] | None
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], default_qps: float, default_burst: int) -> CloudSpec:
+        meta = body.get("metadata", {})
+        spec = body.get("spec") or {}
+        creds = spec.get("credentials") or {}
+        ref = creds.get("secretRef") or {}
+        limit = spec.get("rateLimit") or {}
+        return cls(
+            name=meta.get("name", ""),
+            generation=int(meta.get("generation") or 0),
+            endpoint=str(spec.get("endpoint", "")).rstrip("/"),
+            project_id=str(spec.get("projectId", "")),
+            region=spec.get("region"),
+            credentials_type=str(creds.get("type", "")),
+            secret_namespace=str(ref.get("namespace", "")),
+            secret_name=str(ref.get("name", "")),
+            qps=float(limit.get("qps") or default_qps),
+            burst=int(limit.get("burst") or default_burst),
+            namespace_selector=spec.get("namespaceSelector") or None,
+        )
