@@ -60,6 +60,10 @@ class Controller:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
+    @property
+    def started(self) -> bool:
+        return self._resync_task is not None
+
     def start(self) -> None:
         self.queue.start()
         self._resync_task = asyncio.create_task(self._resync_clouds(), name="cloud-resync")

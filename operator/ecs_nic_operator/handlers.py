@@ -49,9 +49,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = True
     settings.networking.request_timeout = 60
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
-    api = load_config()
-    State.controller = Controller(Kube(api), own)
-    State.controller.start()
+    State.controller = Controller(Kube(load_config()), own)
     metrics.OPERATOR_INFO.info({"version": __version__})
     log.info("ecs-nic-operator %s started (resync every %.0f s)", __version__, own.resync_period)
 
@@ -62,18 +60,29 @@ async def cleanup(**_: Any) -> None:
         await State.controller.stop()
 
 
+def _controller() -> Controller | None:
+    """Started on the first watch event, not at startup: the controller's tasks then inherit kopf's
+    per-operator context (Event posting, settings), which is set up only once the watchers run."""
+    controller = State.controller
+    if controller is not None and not controller.started:
+        controller.start()
+    return controller
+
+
 @kopf.on.event(GROUP, "v1alpha1", "ecsnicattachments")
-def attachment_event(type: str, event: kopf.RawEvent, **_: Any) -> None:
-    if State.controller is None:
+async def attachment_event(type: str, event: kopf.RawEvent, **_: Any) -> None:
+    controller = _controller()
+    if controller is None:
         return
-    State.controller.observe(dict(event["object"]), deleted=type == "DELETED")
+    controller.observe(dict(event["object"]), deleted=type == "DELETED")
 
 
 @kopf.on.event(GROUP, "v1alpha1", "ecsclouds")
-def cloud_event(type: str, event: kopf.RawEvent, **_: Any) -> None:
-    if State.controller is None:
+async def cloud_event(type: str, event: kopf.RawEvent, **_: Any) -> None:
+    controller = _controller()
+    if controller is None:
         return
-    State.controller.clouds.observe(dict(event["object"]), deleted=type == "DELETED")
+    controller.clouds.observe(dict(event["object"]), deleted=type == "DELETED")
 
 
 @kopf.on.probe(id="queue")
