@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from . import signing
-from .seed import default_seed, load_seed, normalise_seed, seed_to_yaml
+from .seed import SeedError, default_seed, load_seed, normalise_seed, seed_to_yaml
 from .world import NovaError, World
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,7 +65,10 @@ class Simulator:
         self.behaviour: dict[str, Any] = dict(self.seed["behaviour"])
         self._lock = threading.Lock()  # state() may be called from another thread
         self._reseed()
-        self.world = World(self.seed, time.monotonic, self.behaviour, self._id_rng)
+        try:
+            self.world = World(self.seed, time.monotonic, self.behaviour, self._id_rng)
+        except NovaError as exc:  # e.g. a seeded port's ipAddress outside its network
+            raise SeedError(f"seed: {exc.message}") from exc
         self.tokens: dict[str, float] = {}  # issued token -> expiry (wall clock)
         self._reset_counters()
         self._runner: web.AppRunner | None = None

@@ -52,9 +52,7 @@ def iface_url(server: str = SERVER_A, port: str | None = None) -> str:
     return base if port is None else f"{base}/{port}"
 
 
-async def wait_for(
-    predicate: Callable[[], Awaitable[bool]], within: float = 5.0, interval: float = 0.02
-) -> None:
+async def wait_for(predicate: Callable[[], Awaitable[bool]], within: float = 5.0, interval: float = 0.02) -> None:
     """Poll ``predicate`` until it is true; fail after ``within`` seconds."""
     deadline = time.monotonic() + within
     while not await predicate():

@@ -114,6 +114,10 @@ def test_bad_seeds(tmp_path: Path) -> None:
     bad = make_seed(unknownKnob=1)
     with pytest.raises(SeedError):
         Simulator(bad)
+    bad = make_seed()
+    bad["ports"][0]["ipAddress"] = "10.1.1.1"  # outside 192.168.0.0/16
+    with pytest.raises(SeedError):
+        Simulator(bad)
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(SeedError):
         load_seed(tmp_path / "list.yaml")

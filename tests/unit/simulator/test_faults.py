@@ -42,9 +42,7 @@ async def test_busy_first_per_server(client: httpx.AsyncClient) -> None:
     assert (await attach(client, SERVER_B)).status_code == 200
 
 
-async def test_fail_rate_alternates_shapes_without_state_change(
-    client: httpx.AsyncClient, sim: Simulator
-) -> None:
+async def test_fail_rate_alternates_shapes_without_state_change(client: httpx.AsyncClient, sim: Simulator) -> None:
     await set_behaviour(client, failRate=1.0)
     statuses = []
     for _ in range(4):

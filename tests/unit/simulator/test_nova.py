@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -84,9 +85,7 @@ async def test_fixed_ip(client: httpx.AsyncClient) -> None:
     assert r.json()["interfaceAttachment"]["fixed_ips"][0]["ip_address"] == "192.168.7.7"
     r = await attach(client, SERVER_B, net_id=NET, fixed_ips=[{"ip_address": "192.168.7.7"}])
     assert r.status_code == 409
-    assert error(r, "conflictingRequest") == (
-        f"Fixed IP address 192.168.7.7 is already in use on instance {SERVER_A}."
-    )
+    assert error(r, "conflictingRequest") == (f"Fixed IP address 192.168.7.7 is already in use on instance {SERVER_A}.")
     r = await attach(client, SERVER_B, net_id=NET, fixed_ips=[{"ip_address": "10.9.9.9"}])
     assert r.status_code == 400
     assert "not a valid IP for the specified subnet" in error(r, "badRequest")
@@ -100,9 +99,7 @@ async def test_request_validation(client: httpx.AsyncClient) -> None:
     assert "both" in error(r, "badRequest")
     r = await attach(client, port_id=PORT_FREE, fixed_ips=[{"ip_address": "192.168.9.9"}])
     assert r.status_code == 400
-    r = await attach(
-        client, net_id=NET, fixed_ips=[{"ip_address": "192.168.9.9"}, {"ip_address": "192.168.9.10"}]
-    )
+    r = await attach(client, net_id=NET, fixed_ips=[{"ip_address": "192.168.9.9"}, {"ip_address": "192.168.9.10"}])
     assert r.status_code == 400
     r = await attach(client, net_id=NET, bogus=1)
     assert r.status_code == 400
@@ -158,9 +155,7 @@ async def test_list_and_show(client: httpx.AsyncClient) -> None:
     error(r, "itemNotFound")
 
 
-async def test_detach_is_asynchronous_and_created_port_is_deleted(
-    client: httpx.AsyncClient, sim: Simulator
-) -> None:
+async def test_detach_is_asynchronous_and_created_port_is_deleted(client: httpx.AsyncClient, sim: Simulator) -> None:
     att = (await attach(client, net_id=NET)).json()["interfaceAttachment"]
     pid = att["port_id"]
     r = await client.delete(iface_url(port=pid))
@@ -285,3 +280,8 @@ async def test_state_counts_calls_and_peak(anon: httpx.AsyncClient, client: http
 async def test_state_matches_method(client: httpx.AsyncClient, sim: Simulator) -> None:
     await attach(client, net_id=NET)
     assert sim.state() == (await client.get("/_simulator/state")).json()
+
+
+async def test_peak_calls_per_second(client: httpx.AsyncClient, sim: Simulator) -> None:
+    await asyncio.gather(*(client.get(iface_url()) for _ in range(30)))
+    assert sim.state()["peakCallsPerSecond"] >= 30

@@ -46,9 +46,7 @@ def connections(url: str) -> dict[str, Any]:
             },
         ),
         # Keystone v3 token method (re-scoping the seed token)
-        "token": dict(
-            auth_type="token", auth={"auth_url": f"{url}/v3", "token": TOKEN, "project_id": PROJECT}
-        ),
+        "token": dict(auth_type="token", auth={"auth_url": f"{url}/v3", "token": TOKEN, "project_id": PROJECT}),
     }
 
 
