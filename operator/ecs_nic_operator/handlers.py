@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from ecs_nic_operator import GROUP, __version__, metrics
-from ecs_nic_operator.config import ANNOTATION_PREFIX, FINALIZER, Settings
+from ecs_nic_operator.config import ANNOTATION_PREFIX, Settings
 from ecs_nic_operator.controller import Controller
 from ecs_nic_operator.kube import Kube, load_config
 
@@ -32,9 +32,10 @@ class State:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     own = State.settings
-    # Our finalizer and prefixes, not kopf's defaults; kopf itself writes nothing to our objects because
-    # only event handlers are registered, but keep its markers in our namespace should that ever change.
-    settings.persistence.finalizer = FINALIZER
+    # The finalizer is ours (config.FINALIZER), added and removed by the controller. kopf must not share
+    # its name: kopf removes "its" finalizer from objects that have no handlers needing one, which with
+    # event-only handlers is every object. Its own markers stay in our prefix should it ever write any.
+    settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/kopf-finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"

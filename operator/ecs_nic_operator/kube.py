@@ -108,7 +108,16 @@ class Kube:
         ]
         self.writes["attachment"] += 1
         try:
-            await self._run(self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name, patch)
+            await self._run(
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                patch,
+                _content_type="application/json-patch+json",
+            )
         except Gone:
             return
         except client.ApiException as exc:

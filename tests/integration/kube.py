@@ -30,14 +30,12 @@ class Kube:
         return client.CustomObjectsApi(self.api_client)
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["kubectl", *args],
-            env=self.control_plane.env(),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=check,
+        result = subprocess.run(
+            ["kubectl", *args], env=self.control_plane.env(), input=stdin, capture_output=True, text=True, check=False
         )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+        return result
 
     def create_attachment(self, namespace: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
         body = {
