@@ -186,9 +186,7 @@ async def test_persistent_401_is_auth_error_without_loop() -> None:
         return httpx.Response(401, json={"error_code": "APIGW.0301", "error_msg": "no"})
 
     auth = KeystonePasswordAuth(IAM, "alice", PASSWORD, "Default", PROJECT, clock=cloud.clock)
-    async with EcsClient(
-        "https://ecs.example.com", PROJECT, auth, transport=httpx.MockTransport(always_401)
-    ) as c:
+    async with EcsClient("https://ecs.example.com", PROJECT, auth, transport=httpx.MockTransport(always_401)) as c:
         with pytest.raises(AuthError):
             await c.list(SERVER)
     assert cloud.ecs_calls == 2 and len(cloud.logins) == 2
@@ -222,18 +220,14 @@ async def test_login_without_expiry_or_token() -> None:
         return httpx.Response(200, json={"interfaceAttachments": []})
 
     auth = KeystonePasswordAuth(IAM, "alice", PASSWORD, "Default", PROJECT)
-    async with EcsClient(
-        "https://ecs.example.com", PROJECT, auth, transport=httpx.MockTransport(no_expiry)
-    ) as c:
+    async with EcsClient("https://ecs.example.com", PROJECT, auth, transport=httpx.MockTransport(no_expiry)) as c:
         await c.list(SERVER)
 
     async def no_token(request: httpx.Request) -> httpx.Response:
         return httpx.Response(201, json={})
 
     auth = KeystonePasswordAuth(IAM, "alice", PASSWORD, "Default", PROJECT)
-    async with EcsClient(
-        "https://ecs.example.com", PROJECT, auth, transport=httpx.MockTransport(no_token)
-    ) as c:
+    async with EcsClient("https://ecs.example.com", PROJECT, auth, transport=httpx.MockTransport(no_token)) as c:
         with pytest.raises(AuthError, match="X-Subject-Token"):
             await c.list(SERVER)
 

@@ -203,9 +203,7 @@ async def test_metrics_and_debug_log(caplog: pytest.LogCaptureFixture) -> None:
     nf_before = _sample("ecsnic_cloud_calls_total", {"operation": "show", "outcome": "NotFound"})
     lat_before = _sample("ecsnic_cloud_call_duration_seconds_count", {"operation": "show"})
     wait_before = _sample("ecsnic_rate_limit_wait_seconds_count", {})
-    rec = Recorder(
-        httpx.Response(200, json={"interfaceAttachment": HUAWEI_EXAMPLE}, headers={"X-Request-Id": "rq-9"})
-    )
+    rec = Recorder(httpx.Response(200, json={"interfaceAttachment": HUAWEI_EXAMPLE}, headers={"X-Request-Id": "rq-9"}))
     caplog.set_level(logging.DEBUG, logger="ecs_nic_operator.cloud")
     async with make(rec, limiter=TokenBucket(100, 10)) as client:
         await client.show(SERVER, PORT)

@@ -37,9 +37,7 @@ def client_answering(status: int, body: bytes, headers: dict[str, str] | None = 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, content=body, headers={"X-Request-Id": "req-123", **(headers or {})})
 
-    return EcsClient(
-        "https://ecs.example.com", PROJECT, TokenAuth(TOKEN), transport=httpx.MockTransport(handler)
-    )
+    return EcsClient("https://ecs.example.com", PROJECT, TokenAuth(TOKEN), transport=httpx.MockTransport(handler))
 
 
 CASES: list[tuple[str, int, bytes, dict[str, str], type[E.CloudError], str | None]] = [
@@ -76,9 +74,7 @@ CASES: list[tuple[str, int, bytes, dict[str, str], type[E.CloudError], str | Non
     (
         "nova 409 vm_state",
         409,
-        nova(
-            "conflictingRequest", 409, "Cannot 'detach_interface' instance x while it is in vm_state building"
-        ),
+        nova("conflictingRequest", 409, "Cannot 'detach_interface' instance x while it is in vm_state building"),
         {},
         E.ServerBusy,
         None,
@@ -265,9 +261,7 @@ def _raising(exc: Callable[[httpx.Request], Exception]) -> EcsClient:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc(request)
 
-    return EcsClient(
-        "https://ecs.example.com", PROJECT, TokenAuth(TOKEN), transport=httpx.MockTransport(handler)
-    )
+    return EcsClient("https://ecs.example.com", PROJECT, TokenAuth(TOKEN), transport=httpx.MockTransport(handler))
 
 
 @pytest.mark.parametrize(

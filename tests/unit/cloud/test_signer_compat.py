@@ -27,9 +27,7 @@ _segment = st.one_of(
     st.text(alphabet=" %?#&=+;:@!$'()*,[]{}\"<>|\\^`éü中🙂", min_size=1, max_size=6),
     _text,
 )
-_header_name = st.text(
-    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1
-)
+_header_name = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=1)
 _header_value = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=20)
 _RESERVED = {
     "host",
@@ -50,9 +48,9 @@ _RESERVED = {
     "transfer-encoding",
     "upgrade",
 }
-_headers = st.dictionaries(
-    _header_name.filter(lambda n: n.lower() not in _RESERVED), _header_value, max_size=5
-).filter(lambda d: len({k.lower() for k in d}) == len(d))
+_headers = st.dictionaries(_header_name.filter(lambda n: n.lower() not in _RESERVED), _header_value, max_size=5).filter(
+    lambda d: len({k.lower() for k in d}) == len(d)
+)
 _body = st.one_of(
     st.just(b""),
     st.dictionaries(_text, st.one_of(_text, st.integers(), st.none())).map(
@@ -131,9 +129,7 @@ def test_authorization_matches_official_signer(
     if content_type is not None:
         all_headers["Content-Type"] = content_type
     params: list[tuple[str, str | int | float | bool | None]] = list(query)
-    request = httpx.Request(
-        method, f"https://{netloc}{path}", params=params, headers=all_headers, content=body or None
-    )
+    request = httpx.Request(method, f"https://{netloc}{path}", params=params, headers=all_headers, content=body or None)
     auth = AkSkAuth(AK, SK, PROJECT, security_token, clock=lambda: when)
     flow = auth.sync_auth_flow(request)
     sent = next(flow)
@@ -214,9 +210,7 @@ def _official_verifier(secrets: dict[str, str]) -> httpx.MockTransport:
 async def test_official_verifier_accepts_client_requests() -> None:
     transport = _official_verifier({AK: SK})
     auth = AkSkAuth(AK, SK, PROJECT, security_token="sts-token")
-    async with EcsClient(
-        "https://ecs.ap-southeast-1.myhuaweicloud.com", PROJECT, auth, transport=transport
-    ) as client:
+    async with EcsClient("https://ecs.ap-southeast-1.myhuaweicloud.com", PROJECT, auth, transport=transport) as client:
         att = await client.attach("s1", net_id="n1", fixed_ip="192.168.1.3")
         assert att.port_id == "p1"
         assert await client.list("s1") == []
@@ -230,9 +224,7 @@ async def test_official_verifier_rejects_wrong_secret() -> None:
     from ecs_nic_operator.cloud.errors import AuthError
 
     transport = _official_verifier({AK: "another-secret"})
-    async with EcsClient(
-        "https://ecs.example.com", PROJECT, AkSkAuth(AK, SK, PROJECT), transport=transport
-    ) as client:
+    async with EcsClient("https://ecs.example.com", PROJECT, AkSkAuth(AK, SK, PROJECT), transport=transport) as client:
         with pytest.raises(AuthError) as info:
             await client.list("s1")
     assert SK not in str(info.value)
