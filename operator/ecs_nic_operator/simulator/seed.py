@@ -41,6 +41,7 @@ DEFAULT_BEHAVIOUR: dict[str, Any] = {
     "slowDelay": 5.0,
     "dropRate": 0.0,  # share of API calls whose connection is closed without any response
     "dropAfterCommit": False,  # True: for POST/DELETE the drop happens after the state change
+    "replyDelay": 0.0,  # seconds a POST/DELETE waits after its state change before answering (crash windows)
     "tokenTtl": 86400,  # lifetime of tokens issued by the fake Keystone
     "clockSkew": 900,  # AK/SK: X-Sdk-Date further than this from now is rejected
     "randomSeed": None,  # seeds the fault draws and generated IDs/MACs (reproducible runs)

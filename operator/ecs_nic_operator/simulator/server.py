@@ -213,6 +213,9 @@ class Simulator:
         if drop and not after_commit:
             return self._drop(request)
         resp = await handler(request)
+        reply_delay = float(b.get("replyDelay") or 0)
+        if mutating and reply_delay > 0:
+            await asyncio.sleep(reply_delay)
         if drop:
             return self._drop(request)
         return resp
