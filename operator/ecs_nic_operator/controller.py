@@ -56,6 +56,7 @@ class Controller:
         self._activation_estimate = 1.0  # seconds from attach to ACTIVE, learnt from what we observe
         self._attached_at: dict[Key, float] = {}
         self._detaching: dict[Key, str] = {}
+        self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
         self._resync_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ class Controller:
             self._polls.pop(key, None)
             self._detaching.pop(key, None)
             self._attached_at.pop(key, None)
+            self._seen.discard(key)
             return
         old = self.objects.get(key)
         if old is not None and int(old.resource_version or 0) > int(new.resource_version or 0):
@@ -140,6 +142,9 @@ class Controller:
             log.exception("reconcile of %s/%s failed unexpectedly", *key)
             self.queue.schedule(key, backoff(self.settings, self._bump(key)))
         finally:
+            if key not in self._seen:
+                self._seen.add(key)
+                metrics.RESUMED.inc()
             metrics.RECONCILES.labels(outcome).inc()
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
 

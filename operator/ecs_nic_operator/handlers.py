@@ -48,6 +48,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Events: info and above, with our own reason names.
     settings.posting.level = logging.INFO
     settings.posting.enabled = True
+    # Only the Events the controller posts on purpose; never kopf's per-handler log lines (one per watch
+    # event would double the API writes).
+    settings.posting.loggers = False
     settings.networking.request_timeout = 60
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
     State.controller = Controller(Kube(load_config()), own)

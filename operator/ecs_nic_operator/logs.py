@@ -39,7 +39,9 @@ def configure(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # kopf's own per-event chatter is DEBUG-worthy at 10,000 objects.
-    logging.getLogger("kopf").setLevel(max(logging.getLevelName(level.upper()), logging.INFO))
+    # kopf logs "Handler ... succeeded" for every watch event: noise at 10,000 objects, kept for DEBUG.
+    if root.level > logging.DEBUG:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -53,3 +53,7 @@ KUBE_WRITES = Counter(
     "Writes to the Kubernetes API, by target.",
     ["target"],
 )
+RESUMED = Counter(
+    "ecsnic_attachments_reconciled",
+    "Attachments this process has reconciled at least once (after a restart: how many have been resumed).",
+)
