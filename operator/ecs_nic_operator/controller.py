@@ -256,7 +256,7 @@ class Controller:
                 observed = time.monotonic() - attached
                 self._activation_estimate = min(10.0, max(0.2, 0.8 * self._activation_estimate + 0.2 * observed))
             self._polls.pop(obj.key, None)
-            ready = Condition(READY, True, Reason.ACTIVE, f"port {port.port_id} is ACTIVE on server {skey[1]}")
+            ready = self._ready(skey, port)
             was = conditions.get(obj.status, READY)
             first = was is None or was.get("status") != "True"
             event = ("Normal", "Active", f"port {port.port_id} ({port.mac_addr}) is ACTIVE") if first else None
@@ -265,14 +265,20 @@ class Controller:
         else:
             polls = self._polls.get(obj.key, 0) + 1
             self._polls[obj.key] = polls
-            ready = Condition(
-                READY,
-                False,
-                Reason.PORT_DOWN,
-                f"port {port.port_id} is {port.port_state}; waiting for ACTIVE",
-            )
-            await self._write(obj, status_from_port(skey[1], port), [ready, self._synced()])
+            await self._write(obj, status_from_port(skey[1], port), [self._ready(skey, port), self._synced()])
             self.queue.schedule(obj.key, self._poll_delay(polls))
+
+    @staticmethod
+    def _ready(skey: ServerKey, port: InterfaceAttachment) -> Condition:
+        """Ready from the port state; the same text while DOWN, so following a port writes nothing new."""
+        if port.port_state == "ACTIVE":
+            return Condition(READY, True, Reason.ACTIVE, f"port {port.port_id} is ACTIVE on server {skey[1]}")
+        return Condition(
+            READY,
+            False,
+            Reason.PORT_DOWN,
+            f"port {port.port_id} is {port.port_state} on server {skey[1]}; waiting for ACTIVE",
+        )
 
     def _poll_delay(self, polls: int) -> float:
         return min(self.settings.poll_max, self.settings.poll_min * 2.0 ** max(0, polls - 2))
@@ -356,10 +362,7 @@ class Controller:
             await self._write(
                 obj,
                 status_from_port(skey[1], port),
-                [
-                    Condition(READY, active, Reason.ACTIVE if active else Reason.ATTACHING, message),
-                    self._synced(),
-                ],
+                [self._ready(skey, port), self._synced()],
                 event=(
                     "Normal",
                     "DriftRepaired" if repair else ("Adopted" if adopted else "Attached"),

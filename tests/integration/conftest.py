@@ -39,6 +39,17 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
             check=True,
             capture_output=True,
         )
+        # Established is not yet "served": discovery (kubectl's resource names, explain) follows a moment later.
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    ["kubectl", "get", "ecsnic,ecsclouds", "-A"], env=cp.env(), capture_output=True
+                ).returncode
+                == 0
+            ),
+            timeout=30,
+            what="the new kinds in API discovery",
+        )
         yield cp
 
 

@@ -108,10 +108,10 @@ class ControlPlane:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop_processes(self) -> None:
+        # The API server first, and only then etcd: an API server that loses etcd first hangs ~20 s on exit.
         for proc in reversed(self._procs):
             if proc.poll() is None:
                 proc.terminate()
-        for proc in reversed(self._procs):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,455 @@
+"""The scale benchmark: the operator against a real kube-apiserver and the simulator, next to the limit.
+
+Runs (issue 6): a single attachment on an idle system; N attachments applied at once and the time until
+all are Ready against the bound max(2N/Q, activation); deleting them all; H attachments held Ready (RSS,
+idle CPU, cloud calls per resync period); an operator restart with H attachments (time to resume, POSTs,
+peak call rate). Prints a table, writes bench/results/latest.json and a Ready-over-time PNG.
+
+    ./scripts/bench              # the full run (N=1,000 over 250 servers, H=10,000 over 2,500)
+    ./scripts/bench --smoke      # a small run, as the test suite does
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+from kubernetes import client, config
+
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, repo_root
+from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
+
+GROUP, VERSION, PLURAL = "ecsnic.io", "v1alpha1", "ecsnicattachments"
+PROJECT = "0605767ea3000f0b2f0ac01c2e4ce6bd"
+TOKEN = "bench-token-0000"
+NET = "0b0e0c0d-0000-4000-8000-00000000be0c"
+SUBNET = "0b0e0c0d-0000-4000-8000-0000000005b0"
+LIMITER_SHARE = 0.95
+
+
+@dataclass
+class Params:
+    n: int
+    servers: int
+    hold: int
+    hold_servers: int
+    qps: float
+    latency: float
+    active_after: float
+    resync: float
+    out: Path
+
+
+def server_id(i: int) -> str:
+    return f"5e7e0000-0000-4000-8000-{i:012d}"
+
+
+def say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Bench:
+    p: Params
+    cp: ControlPlane
+    sim: SimulatorProcess
+    op: OperatorProcess
+    api: client.CustomObjectsApi
+    results: dict[str, Any] = field(default_factory=dict)
+    curve: list[tuple[float, int]] = field(default_factory=list)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def create(self, namespace: str, names_servers: Iterable[tuple[str, int]]) -> None:
+        def one(item: tuple[str, int]) -> None:
+            name, srv = item
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "EcsNicAttachment",
+                "metadata": {"name": name},
+                "spec": {"serverId": server_id(srv), "netId": NET},
+            }
+            self.api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(one, names_servers))
+
+    def delete_all(self, namespace: str) -> None:
+        names = [o["metadata"]["name"] for o in self.list(namespace)]
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda n: self.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n), names
+                )
+            )
+
+    def list(self, namespace: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        return items
+
+    @staticmethod
+    def is_ready(obj: dict[str, Any]) -> bool:
+        return any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in obj.get("status", {}).get("conditions", [])
+        )
+
+    def wait(self, probe: Callable[[], bool], timeout: float, interval: float, what: str) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if probe():
+                return time.monotonic() - start
+            time.sleep(interval)
+        raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def audit_writes(self, since: int) -> tuple[int, int]:
+        """(attachment writes by the operator, Events created) in the audit log after byte offset since."""
+        patches = events = 0
+        with open(self.cp.audit_log, "rb") as log:
+            log.seek(since)
+            for line in log:
+                entry = json.loads(line)
+                ref = entry.get("objectRef") or {}
+                if entry.get("stage") != "ResponseComplete":
+                    continue
+                if ref.get("resource") == PLURAL and entry.get("verb") in ("patch", "update"):
+                    patches += 1
+                elif ref.get("resource") == "events" and entry.get("verb") in ("create", "patch"):
+                    events += 1
+        return patches, events
+
+    def audit_offset(self) -> int:
+        return self.cp.audit_log.stat().st_size if self.cp.audit_log.exists() else 0
+
+    def sim_calls(self) -> dict[str, int]:
+        calls: dict[str, int] = self.sim.state()["calls"]
+        return calls
+
+    # -- the runs ---------------------------------------------------------------------------------------
+
+    def single(self) -> None:
+        say("run 3: one attachment on an idle system")
+        ns = "bench-single"
+        core = client.CoreV1Api(self.api.api_client)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        start = time.monotonic()
+        self.create(ns, [("single", 0)])
+        self.wait(lambda: all(self.is_ready(o) for o in self.list(ns)), 30, 0.02, "the single attachment")
+        self.results["single_ready_s"] = round(time.monotonic() - start, 3)
+        self.results["activation_s"] = self.p.active_after
+        self.delete_all(ns)
+        self.wait(lambda: not self.list(ns) and not self.sim.ports_of(server_id(0)), 60, 0.1, "single deleted")
+
+    def burst(self) -> None:
+        p = self.p
+        say(f"run 1: {p.n} attachments over {p.servers} servers, applied at once")
+        ns = "bench-burst"
+        client.CoreV1Api(self.api.api_client).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
+        )
+        self.sim.reset_counters()
+        offset = self.audit_offset()
+        start = time.monotonic()
+        self.create(ns, ((f"nic-{i:05d}", i % p.servers) for i in range(p.n)))
+        created = time.monotonic() - start
+        ready = 0
+        while ready < p.n:
+            if time.monotonic() - start > max(600.0, 20 * p.n / p.qps):
+                raise RuntimeError(f"only {ready}/{p.n} Ready after {time.monotonic() - start:.0f} s")
+            ready = sum(1 for o in self.list(ns) if self.is_ready(o))
+            self.curve.append((round(time.monotonic() - start, 2), ready))
+            if ready < p.n:
+                time.sleep(0.25)
+        total = time.monotonic() - start
+        state = self.sim.state()
+        calls = sum(state["calls"].values())
+        writes, events = self.audit_writes(offset)
+        bound = max(2 * p.n / p.qps, p.active_after)
+        nics = sum(len(v) for k, v in state["servers"].items() if int(k.rsplit("-", 1)[1]) < p.servers)
+        self.results.update(
+            {
+                "n": p.n,
+                "servers": p.servers,
+                "create_s": round(created, 2),
+                "ready_all_s": round(total, 2),
+                "bound_s": round(bound, 2),
+                "ratio": round(total / bound, 3),
+                "k8s_writes_per_attach": round(writes / p.n, 3),
+                "k8s_events_per_attach": round(events / p.n, 3),
+                "cloud_calls_per_attach": round(calls / p.n, 3),
+                "cloud_calls_by_kind": state["calls"],
+                "peak_qps_run1": state["peakCallsPerSecond"],
+                "nics_after_run1": nics,
+            }
+        )
+        self.results["peak_qps"] = max(self.results.get("peak_qps", 0), state["peakCallsPerSecond"])
+        say("run 6: delete all of them")
+        start = time.monotonic()
+        self.delete_all(ns)
+        self.wait(
+            lambda: (
+                not self.list(ns)
+                and all(not v for k, v in self.sim.state()["servers"].items() if int(k.rsplit("-", 1)[1]) < p.servers)
+            ),
+            max(600.0, 20 * p.n / p.qps),
+            0.5,
+            "every finalizer gone and the simulator empty",
+        )
+        self.results["delete_all_s"] = round(time.monotonic() - start, 2)
+        self.results["peak_qps"] = max(self.results["peak_qps"], self.sim.state()["peakCallsPerSecond"])
+
+    def hold(self) -> None:
+        p = self.p
+        say(f"run 4: {p.hold} attachments over {p.hold_servers} servers held Ready")
+        ns = "bench-hold"
+        client.CoreV1Api(self.api.api_client).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
+        )
+        self.sim.reset_counters()
+        start = time.monotonic()
+        self.create(ns, ((f"hold-{i:05d}", i % p.hold_servers) for i in range(p.hold)))
+        say(f"  created {p.hold} in {time.monotonic() - start:.0f} s; waiting for Ready")
+        self.wait(
+            lambda: sum(1 for o in self.list(ns) if self.is_ready(o)) == p.hold,
+            max(1200.0, 10 * p.hold / p.qps),
+            5.0,
+            "all held attachments Ready",
+        )
+        self.results["hold_ready_s"] = round(time.monotonic() - start, 1)
+        self.results["peak_qps"] = max(self.results["peak_qps"], self.sim.state()["peakCallsPerSecond"])
+        assert self.op.proc is not None
+        proc = psutil.Process(self.op.proc.pid)
+        # Let the creation wave's follow-ups finish, then measure one whole resync period.
+        time.sleep(min(10.0, p.resync / 4))
+        self.sim.reset_counters()
+        cpu0 = sum(proc.cpu_times()[:2])
+        t0 = time.monotonic()
+        time.sleep(p.resync)
+        elapsed = time.monotonic() - t0
+        cpu = sum(proc.cpu_times()[:2]) - cpu0
+        state = self.sim.state()
+        self.results.update(
+            {
+                "hold": p.hold,
+                "hold_servers": p.hold_servers,
+                "resync_period_s": p.resync,
+                "rss_mb_10k": round(proc.memory_info().rss / 2**20, 1),
+                "idle_cpu_s_per_min_10k": round(cpu / elapsed * 60, 2),
+                "resync_calls_per_period_10k": sum(state["calls"].values()),
+                "resync_calls_by_kind": state["calls"],
+            }
+        )
+        self.results["peak_qps"] = max(self.results["peak_qps"], state["peakCallsPerSecond"])
+
+        say("run 5: operator restart with the held attachments")
+        self.op.stop()
+        self.sim.reset_counters()
+        start = time.monotonic()
+        self.op.start()
+
+        def resumed() -> bool:
+            for line in self.op.metrics().splitlines():
+                if line.startswith("ecsnic_attachments_reconciled_total "):
+                    return float(line.split()[1]) >= p.hold
+            return False
+
+        self.wait(resumed, max(600.0, 10 * p.hold_servers / p.qps), 0.5, "every attachment resumed")
+        self.results["restart_resume_s"] = round(time.monotonic() - start, 2)
+        state = self.sim.state()
+        self.results["restart_posts"] = sum(n for k, n in state["calls"].items() if k.startswith("POST"))
+        self.results["restart_calls"] = sum(state["calls"].values())
+        self.results["restart_peak_qps"] = state["peakCallsPerSecond"]
+        self.results["peak_qps"] = max(self.results["peak_qps"], state["peakCallsPerSecond"])
+
+
+def plot(curve: list[tuple[float, int]], n: int, bound: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot([t for t, _ in curve], [r for _, r in curve], label="Ready attachments")
+    ax.plot([0, bound], [0, n], linestyle="--", label=f"bound: max(2N/Q, activation) = {bound:.1f} s")
+    ax.axvline(bound, color="grey", linewidth=0.5)
+    ax.set_xlabel("seconds since the first create")
+    ax.set_ylabel("Ready")
+    ax.set_title(f"{n} EcsNicAttachments applied at once")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+TARGETS = [
+    ("ready_all_s", "run 1: all Ready (s)", lambda r: f"<= 1.2 x bound = {1.2 * r['bound_s']:.1f}"),
+    ("ratio", "run 1: ratio to bound", lambda r: "<= 1.2"),
+    ("k8s_writes_per_attach", "K8s writes / attachment", lambda r: "<= 3"),
+    ("k8s_events_per_attach", "K8s Events / attachment", lambda r: "(reported)"),
+    ("cloud_calls_per_attach", "cloud calls / attachment", lambda r: "<= 3"),
+    ("single_ready_s", "single: Ready (s)", lambda r: f"<= activation + 1 = {r['activation_s'] + 1:.1f}"),
+    ("rss_mb_10k", "RSS with H held (MB)", lambda r: "<= 150"),
+    ("idle_cpu_s_per_min_10k", "idle CPU s / min", lambda r: "(reported)"),
+    ("resync_calls_per_period_10k", "cloud calls / resync period", lambda r: f"= servers = {r['hold_servers']}"),
+    ("restart_resume_s", "restart: all resumed (s)", lambda r: "(reported)"),
+    ("restart_posts", "restart: POSTs", lambda r: "0"),
+    ("peak_qps", "peak cloud calls / s", lambda r: f"<= Q = {r['qps_ceiling']}"),
+    ("delete_all_s", "delete all N (s)", lambda r: "(reported)"),
+]
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [("figure", "value", "target")]
+    rows += [(label, str(results.get(key)), target(results)) for key, label, target in TARGETS]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a small, quick run (what the tests run)")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--servers", type=int, default=250)
+    parser.add_argument("--hold", type=int, default=10_000)
+    parser.add_argument("--hold-servers", type=int, default=2_500)
+    parser.add_argument("--qps", type=float, default=50.0)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--active-after", type=float, default=2.0)
+    parser.add_argument("--resync", type=float, default=120.0, help="operator resync period for runs 4-5")
+    parser.add_argument("--out", type=Path, default=repo_root() / "bench" / "results")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.n, args.servers, args.hold, args.hold_servers, args.resync = 20, 5, 40, 10, 8.0
+    p = Params(
+        args.n,
+        args.servers,
+        args.hold,
+        args.hold_servers,
+        args.qps,
+        args.latency,
+        args.active_after,
+        args.resync,
+        args.out,
+    )
+    p.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="ecsnic-bench-"))
+    total_servers = max(p.servers, p.hold_servers)
+    seed = {
+        "projectId": PROJECT,
+        "credentials": {"token": TOKEN},
+        "servers": [{"id": server_id(i), "maxNics": 12} for i in range(total_servers)],
+        "networks": [{"id": NET, "subnetId": SUBNET, "cidr": "10.0.0.0/14"}],
+        "ports": [],
+        "behaviour": {"latency": p.latency, "activeAfter": p.active_after, "detachAfter": 1.0},
+    }
+    (work / "seed.json").write_text(json.dumps(seed))
+    say(f"work folder {work}")
+    binaries = ensure_binaries()
+    with open(work / "controlplane.log", "w") as cp_log, ControlPlane(binaries, log=cp_log) as cp:
+        env = cp.env()
+        subprocess.run(["kubectl", "apply", "-f", str(repo_root() / "crds")], env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        manifests = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ecs-nic-system"}},
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "bench", "namespace": "ecs-nic-system"},
+                "stringData": {"token": TOKEN},
+            },
+        ]
+        subprocess.run(
+            ["kubectl", "apply", "-f", "-"],
+            env=env,
+            input=yaml.safe_dump_all(manifests),
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        with open(work / "simulator.log", "w") as sim_log:
+            sim = SimulatorProcess(work / "seed.json", log=sim_log)
+            sim.start()
+            cloud = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "EcsCloud",
+                "metadata": {"name": "default"},
+                "spec": {
+                    "endpoint": sim.url,
+                    "projectId": PROJECT,
+                    "credentials": {"type": "Token", "secretRef": {"namespace": "ecs-nic-system", "name": "bench"}},
+                    # The operator is set a little under the cloud's ceiling Q, with burst 1, as a user would: a
+                    # request's arrival jitters by milliseconds after the limiter releases it, and the ceiling
+                    # must hold in every one-second window at the cloud, not just on average.
+                    "rateLimit": {"qps": p.qps * LIMITER_SHARE, "burst": 1},
+                },
+            }
+            subprocess.run(
+                ["kubectl", "apply", "-f", "-"],
+                env=env,
+                input=json.dumps(cloud),
+                text=True,
+                check=True,
+                capture_output=True,
+            )
+            op = OperatorProcess(
+                cp.kubeconfig,
+                work / "operator.log",
+                args=["--resync-period", str(p.resync)],
+                env={"ECSNIC_LOG_LEVEL": "WARNING"},
+            )
+            op.start()
+            api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(cp.kubeconfig)))
+            bench = Bench(p, cp, sim, op, api)
+            bench.results.update(
+                {
+                    "qps_ceiling": p.qps,
+                    "operator_rate_limit_qps": p.qps * LIMITER_SHARE,
+                    "latency_s": p.latency,
+                    "machine": {
+                        "cores": os.cpu_count(),
+                        "python": platform.python_version(),
+                        "kopf": version("kopf"),
+                        "kube_apiserver": binaries.name.split("_")[0].removeprefix("kube-"),
+                        "etcd": binaries.name.split("_")[1].removeprefix("etcd-"),
+                        "platform": platform.platform(),
+                    },
+                    "smoke": args.smoke,
+                }
+            )
+            try:
+                time.sleep(1.0)  # the EcsCloud's first check
+                bench.single()
+                bench.burst()
+                bench.hold()
+            finally:
+                op.stop()
+                sim.stop()
+    results = bench.results
+    name = "smoke" if args.smoke else "latest"
+    (p.out / f"{name}.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    plot(bench.curve, p.n, results["bound_s"], p.out / f"{name}-ready.png")
+    print(table(results))
+    say(f"wrote {p.out / (name + '.json')} and {p.out / (name + '-ready.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
