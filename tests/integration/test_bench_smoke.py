@@ -1,0 +1,36 @@
+"""The benchmark's small version, so it cannot rot. Figures are printed, not asserted: only invariants are."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ecs_nic_operator.devenv.controlplane import repo_root
+
+KEYS = {
+    "ready_all_s", "bound_s", "ratio", "k8s_writes_per_attach", "cloud_calls_per_attach", "single_ready_s",
+    "rss_mb_10k", "idle_cpu_s_per_min_10k", "resync_calls_per_period_10k", "restart_resume_s", "restart_posts",
+    "peak_qps", "qps_ceiling", "delete_all_s", "machine",
+}  # fmt: skip
+
+
+def test_bench_smoke_writes_table_json_and_plot(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(repo_root() / "bench" / "run.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    print(result.stdout)
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    assert KEYS <= set(data), KEYS - set(data)
+    assert (tmp_path / "smoke-ready.png").stat().st_size > 10_000
+    assert "cloud calls / attachment" in result.stdout
+    # Invariants, not timings: every attachment got exactly one NIC, and a restart attaches nothing.
+    assert data["nics_after_run1"] == data["n"]
+    assert data["restart_posts"] == 0
+    assert set(data["machine"]) >= {"cores", "python", "kopf", "kube_apiserver"}
