@@ -39,6 +39,10 @@ from ecs_nic_operator.workqueue import WorkQueue
 log = logging.getLogger("ecs_nic_operator.controller")
 
 
+# After a start, how long a missing EcsCloud is taken for "not listed yet" rather than "does not exist".
+STARTUP_GRACE = 10.0
+
+
 class Stop(Exception):
     """Reconcile ends here; the status and the next look were already decided."""
 
@@ -56,7 +60,8 @@ class Controller:
         self._activation_estimate = 1.0  # seconds from attach to ACTIVE, learnt from what we observe
         self._attached_at: dict[Key, float] = {}
         self._detaching: dict[Key, str] = {}
-        self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
+        self._seen: set[Key] = set()
+        self._started_at = time.monotonic()  # reconciled at least once by this process (resume progress)
         self._resync_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -66,6 +71,7 @@ class Controller:
         return self._resync_task is not None
 
     def start(self) -> None:
+        self._started_at = time.monotonic()
         self.queue.start()
         self._resync_task = asyncio.create_task(self._resync_clouds(), name="cloud-resync")
 
@@ -163,6 +169,7 @@ class Controller:
 
     async def _cloud(self, obj: Attachment) -> Cloud:
         cloud = self.clouds.get(obj.spec.cloud)
+        self._wait_if_settling(obj, cloud)
         if cloud is None:
             await self._blocked(obj, Reason.CLOUD_NOT_FOUND, f"EcsCloud {obj.spec.cloud!r} does not exist")
         elif not cloud.ready or cloud.client is None:
@@ -182,6 +189,15 @@ class Controller:
                         "(spec.namespaceSelector)",
                     )
             return cloud
+
+    def _wait_if_settling(self, obj: Attachment, cloud: Cloud | None) -> None:
+        """Just started: the EcsCloud watch may not have delivered yet, or the cloud's first check is under
+        way (it requeues its attachments when done). Judging now would flip every resource's conditions."""
+        if (cloud is None and time.monotonic() - self._started_at < STARTUP_GRACE) or (
+            cloud is not None and cloud.reason == "Pending"
+        ):
+            self.queue.schedule(obj.key, 2.0)
+            raise Stop
 
     async def _server(self, obj: Attachment) -> str:
         if obj.spec.server_id:
@@ -404,6 +420,7 @@ class Controller:
                 )
             return
         found_cloud = self.clouds.get(obj.spec.cloud)
+        self._wait_if_settling(obj, found_cloud)
         if found_cloud is None or not found_cloud.ready or found_cloud.client is None:
             why = "does not exist" if found_cloud is None else f"is not Ready ({found_cloud.reason})"
             await self._blocked(
