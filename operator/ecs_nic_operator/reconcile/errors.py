@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from ecs_nic_operator.cloud import errors
 from ecs_nic_operator.conditions import Reason
 from ecs_nic_operator.config import Settings
+
+_NAMES_IP = re.compile(r"\bip\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,8 @@ def classify(exc: errors.CloudError, settings: Settings, attempt: int) -> Verdic
         }.get(exc.what or "", Reason.INVALID_REQUEST)
         return Verdict(reason, text, slow, blocks_ready=True)
     if isinstance(exc, errors.InUse):
-        lowered = exc.message.lower()
-        reason = Reason.IP_IN_USE if ("ip" in lowered and "port" not in lowered) else Reason.PORT_IN_USE
+        # "Fixed IP address X is already in use on instance port Y" is about the IP, though it names a port.
+        reason = Reason.IP_IN_USE if _NAMES_IP.search(exc.message) else Reason.PORT_IN_USE
         return Verdict(reason, text, slow, blocks_ready=True)
     if isinstance(exc, errors.QuotaExceeded):
         return Verdict(Reason.QUOTA_EXCEEDED, text, slow, blocks_ready=True)
