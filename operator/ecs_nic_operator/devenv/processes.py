@@ -104,6 +104,9 @@ class SimulatorProcess:
     def add_server(self, server_id: str, max_nics: int = 12) -> None:
         self._call("POST", "/_simulator/servers", {"id": server_id, "maxNics": max_nics})
 
+    def add_network(self, net_id: str, subnet_id: str, cidr: str) -> None:
+        self._call("POST", "/_simulator/networks", {"id": net_id, "subnetId": subnet_id, "cidr": cidr})
+
     def add_port(self, net_id: str, **extra: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/_simulator/ports", {"netId": net_id, **extra})
         return result

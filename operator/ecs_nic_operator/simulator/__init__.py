@@ -21,6 +21,7 @@ Test-control endpoints (no auth, not counted as API calls):
 - ``POST   /_simulator/servers``  ``{"id", "maxNics"}`` → 201 (409 if it exists)
 - ``DELETE /_simulator/servers/{id}``  the server is deleted: ports Nova created die with it, ports
   attached by port_id become free (204)
+- ``POST   /_simulator/networks``  ``{"id", "subnetId", "cidr"}`` → 201 (409 if it exists), a new network
 - ``POST   /_simulator/ports``  ``{"netId", "id"?, "ipAddress"?, "macAddr"?}`` → 201, a free port
 - ``DELETE /_simulator/servers/{sid}/ports/{pid}``  out-of-band detach, immediate (drift) (204)
 - ``POST   /_simulator/reset``  reset call counters, peak, throttle window, busyFirst counters (204)

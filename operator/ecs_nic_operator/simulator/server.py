@@ -140,6 +140,7 @@ class Simulator:
         r.add_put(CONTROL_PREFIX + "/behaviour", self._ctl_behaviour)
         r.add_post(CONTROL_PREFIX + "/servers", self._ctl_add_server)
         r.add_delete(CONTROL_PREFIX + "/servers/{server_id}", self._ctl_delete_server)
+        r.add_post(CONTROL_PREFIX + "/networks", self._ctl_add_network)
         r.add_post(CONTROL_PREFIX + "/ports", self._ctl_add_port)
         r.add_delete(CONTROL_PREFIX + "/servers/{server_id}/ports/{port_id}", self._ctl_force_detach)
         r.add_post(CONTROL_PREFIX + "/reset", self._ctl_reset)
@@ -522,6 +523,17 @@ class Simulator:
         except NovaError as err:
             return _nova_error(err)
         return web.Response(status=204)
+
+    async def _ctl_add_network(self, request: web.Request) -> web.Response:
+        body = await self._ctl_body(request)
+        net_id = str(body.get("id") or uuid.uuid4())
+        subnet_id = str(body.get("subnetId") or uuid.uuid4())
+        try:
+            with self._lock:
+                self.world.add_network(net_id, subnet_id, str(body.get("cidr") or ""))
+        except NovaError as err:
+            return _nova_error(err)
+        return _json(201, {"id": net_id, "subnetId": subnet_id, "cidr": str(body.get("cidr"))})
 
     async def _ctl_add_port(self, request: web.Request) -> web.Response:
         body = await self._ctl_body(request)

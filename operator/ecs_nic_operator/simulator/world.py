@@ -207,6 +207,16 @@ class World:
         self.servers[server_id] = server
         return server
 
+    def add_network(self, net_id: str, subnet_id: str, cidr: str) -> Network:
+        if net_id in self.networks:
+            raise conflict(f"Network {net_id} already exists.")
+        try:
+            net = ipaddress.ip_network(cidr, strict=False)
+        except ValueError as exc:
+            raise bad_request(f"Invalid cidr {cidr!r}: {exc}") from exc
+        network = self.networks[net_id] = Network(net_id, subnet_id, net)
+        return network
+
     def delete_server(self, server_id: str) -> None:
         self.settle()
         server = self.servers.pop(server_id, None)

@@ -71,6 +71,19 @@ async def test_add_port_and_force_detach(client: httpx.AsyncClient, sim: Simulat
     assert r.status_code == 404
 
 
+async def test_add_network(client: httpx.AsyncClient, sim: Simulator) -> None:
+    net = "12345678-1234-4234-8234-123456789abc"
+    body = {"id": net, "subnetId": "sub-new", "cidr": "172.16.0.0/24"}
+    assert (await client.post(iface_url(), json={"interfaceAttachment": {"net_id": net}})).status_code == 404
+    assert (await client.post("/_simulator/networks", json=body)).status_code == 201
+    assert (await client.post("/_simulator/networks", json=body)).status_code == 409
+    r = await client.post(iface_url(), json={"interfaceAttachment": {"net_id": net}})
+    assert r.status_code == 200
+    assert r.json()["interfaceAttachment"]["fixed_ips"] == [{"subnet_id": "sub-new", "ip_address": "172.16.0.2"}]
+    r = await client.post("/_simulator/networks", json={"id": "other", "cidr": "not-a-cidr"})
+    assert r.status_code == 400
+
+
 async def test_behaviour_merge(client: httpx.AsyncClient, sim: Simulator) -> None:
     r = await client.put("/_simulator/behaviour", json={"activeAfter": 0})
     assert r.json()["behaviour"]["activeAfter"] == 0
