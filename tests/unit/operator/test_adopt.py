@@ -1,0 +1,57 @@
+"""Adoption after an interrupted attach: which port on the server is ours."""
+
+from __future__ import annotations
+
+from ecs_nic_operator.cloud.models import FixedIp, InterfaceAttachment
+from ecs_nic_operator.reconcile.adopt import adoptable
+from ecs_nic_operator.resources import AttachmentSpec, Intent
+
+NET, OTHER_NET = "net-a", "net-b"
+
+
+def port(pid: str, net: str = NET, ip: str = "10.0.0.5") -> InterfaceAttachment:
+    return InterfaceAttachment(pid, net, "fa:16:3e:00:00:01", "DOWN", (FixedIp("sub", ip),))
+
+
+def spec(net: str | None = NET, port_id: str | None = None, fixed_ip: str | None = None) -> AttachmentSpec:
+    return AttachmentSpec("default", "srv", None, net if port_id is None else None, port_id, fixed_ip, "Delete")
+
+
+def ports(*items: InterfaceAttachment) -> dict[str, InterfaceAttachment]:
+    return {p.port_id: p for p in items}
+
+
+def test_port_id_is_adopted_only_when_on_this_server() -> None:
+    assert adoptable(spec(port_id="p1"), None, ports(port("p1")), set()) == port("p1")
+    assert adoptable(spec(port_id="p1"), None, ports(port("p2")), set()) is None
+
+
+def test_fixed_ip_identifies_the_port_on_the_requested_network() -> None:
+    here = ports(port("p1", ip="10.0.0.9"), port("p2", ip="10.0.0.7"), port("p3", OTHER_NET, "10.0.0.7"))
+    assert adoptable(spec(fixed_ip="10.0.0.7"), None, here, set()) == here["p2"]
+    assert adoptable(spec(fixed_ip="10.0.0.8"), None, here, set()) is None
+
+
+def test_plain_net_id_adopts_only_a_port_that_appeared_after_the_intent() -> None:
+    intent = Intent("2026-11-28T00:00:00Z", ("p1",))
+    here = ports(port("p1"), port("p2"), port("p3", OTHER_NET))
+    assert adoptable(spec(), intent, here, set()) == here["p2"]
+
+
+def test_plain_net_id_never_takes_a_port_another_attachment_owns() -> None:
+    intent = Intent("2026-11-28T00:00:00Z", ())
+    here = ports(port("p1"), port("p2"))
+    assert adoptable(spec(), intent, here, {"p1"}) == here["p2"]
+    assert adoptable(spec(), intent, here, {"p1", "p2"}) is None
+
+
+def test_plain_net_id_without_a_recorded_baseline_adopts_nothing() -> None:
+    assert adoptable(spec(), None, ports(port("p1")), set()) is None
+    assert adoptable(spec(), Intent("t", None), ports(port("p1")), set()) is None
+
+
+def test_unreadable_intent_annotation_means_an_attach_may_have_happened() -> None:
+    intent = Intent.load("{not json")
+    assert intent is not None and intent.known_ports == ()
+    assert Intent.load(Intent("t", ("a", "b")).dump()) == Intent("t", ("a", "b"))
+    assert Intent.load(None) is None
