@@ -40,6 +40,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
+    # Resources are discovered once at startup; no watch on CustomResourceDefinitions, so the ClusterRole
+    # needs no CRD access (deploy/manifests/rbac.yaml). Install the CRDs before the operator.
+    settings.scanning.disabled = True
     # A silent watch (lost connection, API server restart) is restarted after this long.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
