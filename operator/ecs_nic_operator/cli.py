@@ -15,7 +15,7 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from ecs_nic_operator import handlers, logs
+    from ecs_nic_operator import handlers, health, logs
     from ecs_nic_operator.config import Settings
 
     logs.configure(args.log_level, args.log_format)
@@ -32,7 +32,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind_address)
-    liveness = f"http://{args.bind_address}:{args.health_port}/healthz" if args.health_port else None
+    # Our own /healthz and /readyz (health.py) watch the watches; kopf's liveness endpoint stays off.
+    health.configure(args.health_port, args.bind_address, namespaces)
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
@@ -40,7 +41,6 @@ def _run(args: argparse.Namespace) -> int:
         # kopf's peering is priority-based: equal priorities freeze everybody, so replicas pick at random.
         priority=random.randint(1, 10_000) if args.peering else None,
         peering_name=args.peering_name if args.peering else None,
-        liveness_endpoint=liveness,
     )
     return 0
 
@@ -80,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
         "--health-port",
         type=int,
         default=int(os.environ.get("ECSNIC_HEALTH_PORT", "0") or 0),
-        help="serve /healthz on this port (0: off)",
+        help="serve /healthz (liveness) and /readyz (readiness) on this port (0: off)",
     )
     run.add_argument("--bind-address", default=os.environ.get("ECSNIC_BIND_ADDRESS", "0.0.0.0"))
     run.add_argument(

@@ -1,8 +1,20 @@
-"""Prometheus metrics, on the default registry so ``prometheus_client.start_http_server`` serves them."""
+"""Prometheus metrics, on the default registry so ``prometheus_client.start_http_server`` serves them.
+
+Counters and histograms are updated where things happen (cloud client, controller). What describes the
+current state — attachments by port state and by condition, Kubernetes writes, the work queue — is read
+from the controller's in-memory objects at scrape time by a custom collector, so nothing has to keep a
+gauge in step with every change.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from collections import Counter as Tally
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # Cloud calls are tens of ms to seconds; the top buckets catch timeouts (default 10 s).
 _CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -28,11 +40,6 @@ RECONCILES = Counter(
     "Reconciles of EcsNicAttachment resources, by outcome.",
     ["outcome"],
 )
-ATTACHMENTS = Gauge(
-    "ecsnic_attachments",
-    "EcsNicAttachment resources known to this operator, by state.",
-    ["state"],
-)
 OPERATOR_INFO = Info("ecsnic_operator", "Version and build information of the running operator.")
 
 RECONCILE_DURATION = Histogram(
@@ -48,11 +55,82 @@ DRIFT_REPAIRS = Counter(
     "ecsnic_drift_repairs_total",
     "NICs found detached out of band and attached again.",
 )
-KUBE_WRITES = Counter(
-    "ecsnic_kube_writes_total",
-    "Writes to the Kubernetes API, by target.",
-    ["target"],
-)
+
+
+def _controller() -> Any:
+    # Imported at scrape time: handlers imports this module, and the controller exists only once running.
+    from ecs_nic_operator import handlers
+
+    return handlers.State.controller
+
+
+def _snapshot(values: Any) -> list[Any]:
+    # The scrape runs in prometheus-client's thread while the event loop changes the dict; copying is a
+    # single C call under the GIL, retried in the unlikely case the dict was resized under it.
+    for _ in range(5):
+        try:
+            return list(values())
+        except RuntimeError:
+            continue
+    return []
+
+
+class ControllerCollector(Collector):
+    """Attachments by state and condition, Kubernetes writes and queue depth, read at scrape time."""
+
+    def __init__(self, source: Any = _controller) -> None:
+        self._source = source
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked collector: families depend on what the controller holds
+
+    def collect(self) -> Iterable[Metric]:
+        controller = self._source()
+        states: Tally[str] = Tally()
+        conds: Tally[tuple[str, str, str]] = Tally()
+        deleting = 0
+        writes: dict[str, int] = {}
+        depth = 0
+        if controller is not None:
+            for obj in _snapshot(controller.objects.values):
+                status = obj.status or {}
+                states[str(status.get("portState") or "None")] += 1
+                deleting += bool(obj.deleting)
+                for cond in status.get("conditions") or []:
+                    conds[(str(cond.get("type")), str(cond.get("status")), str(cond.get("reason") or ""))] += 1
+            writes = dict(_snapshot(controller.kube.writes.items))
+            depth = len(controller.queue)
+        by_state = GaugeMetricFamily(
+            "ecsnic_attachments",
+            "EcsNicAttachment resources known to this operator, by the port state the cloud reports "
+            "(None: no port yet).",
+            labels=["state"],
+        )
+        for state, n in sorted(states.items()):
+            by_state.add_metric([state], n)
+        yield by_state
+        by_condition = GaugeMetricFamily(
+            "ecsnic_attachment_conditions",
+            "EcsNicAttachment resources by condition type, status and reason.",
+            labels=["type", "status", "reason"],
+        )
+        for (type_, status_, reason), n in sorted(conds.items()):
+            by_condition.add_metric([type_, status_, reason], n)
+        yield by_condition
+        yield GaugeMetricFamily(
+            "ecsnic_attachments_deleting", "EcsNicAttachment resources being deleted (detach pending).", deleting
+        )
+        kube_writes = CounterMetricFamily(
+            "ecsnic_kube_writes", "Writes to the Kubernetes API, by target.", labels=["target"]
+        )
+        for target, n in sorted(writes.items()):
+            kube_writes.add_metric([target], n)
+        yield kube_writes
+        yield GaugeMetricFamily("ecsnic_workqueue_depth", "Keys waiting in the work queue.", depth)
+
+
+COLLECTOR = ControllerCollector()
+REGISTRY.register(COLLECTOR)
 RESUMED = Counter(
     "ecsnic_attachments_reconciled",
     "Attachments this process has reconciled at least once (after a restart: how many have been resumed).",
