@@ -291,7 +291,10 @@ class KeystonePasswordAuth(httpx.Auth):
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         async with self._lock:
             if self._token is None or self._clock() >= self._renew_at:
-                self._accept_token((yield self._token_request()))
+                login = yield self._token_request()
+                # Overriding async_auth_flow bypasses httpx's requires_response_body handling: read it here.
+                await login.aread()
+                self._accept_token(login)
             token = self._token
         assert token is not None
         request.headers["X-Auth-Token"] = token
@@ -302,7 +305,9 @@ class KeystonePasswordAuth(httpx.Auth):
             # Another request may already have logged in again after the same 401.
             if self._token == token:
                 self._token = None
-                self._accept_token((yield self._token_request()))
+                login = yield self._token_request()
+                await login.aread()
+                self._accept_token(login)
             token = self._token
         assert token is not None
         request.headers["X-Auth-Token"] = token

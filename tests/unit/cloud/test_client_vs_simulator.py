@@ -1,0 +1,125 @@
+"""Our client against our simulator, both real, over loopback HTTP: every error class and the rate limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ecs_nic_operator.cloud import (
+    AkSkAuth,
+    AuthError,
+    CloudUnavailable,
+    EcsClient,
+    InUse,
+    KeystonePasswordAuth,
+    NotFound,
+    QuotaExceeded,
+    ServerBusy,
+    Throttled,
+    TokenAuth,
+    TokenBucket,
+)
+from ecs_nic_operator.simulator import Simulator
+from tests.unit.simulator.conftest import AK, NET, PORT_FREE, PROJECT, SERVER_A, SERVER_B, SK, TOKEN, make_seed
+
+MISSING = "99999999-9999-4999-8999-999999999999"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator(make_seed())
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+def client_for(sim: Simulator, auth: httpx.Auth | None = None, **kw: Any) -> EcsClient:
+    return EcsClient(sim.url, PROJECT, auth or TokenAuth(TOKEN), **kw)
+
+
+async def behave(sim: Simulator, **changes: Any) -> None:
+    async with httpx.AsyncClient() as http:
+        (await http.put(f"{sim.url}/_simulator/behaviour", json=changes)).raise_for_status()
+
+
+@pytest.mark.parametrize("auth", ["token", "aksk", "password"])
+async def test_attach_list_show_detach_with_each_credential_type(sim: Simulator, auth: str) -> None:
+    chosen: httpx.Auth = {
+        "token": lambda: TokenAuth(TOKEN),
+        "aksk": lambda: AkSkAuth(AK, SK, PROJECT),
+        "password": lambda: KeystonePasswordAuth(f"{sim.url}/v3", "alice", "s3cret", "acme", PROJECT),
+    }[auth]()
+    async with client_for(sim, chosen) as ecs:
+        made = await ecs.attach(SERVER_B, net_id=NET, fixed_ip="192.168.9.9")
+        assert made.port_state == "DOWN" and made.fixed_ips[0].ip_address == "192.168.9.9"
+        assert [p.port_id for p in await ecs.list(SERVER_B)] == [made.port_id]
+        assert (await ecs.show(SERVER_B, made.port_id)).mac_addr == made.mac_addr
+        await ecs.detach(SERVER_B, made.port_id)
+        with pytest.raises(NotFound):
+            await ecs.detach(SERVER_B, MISSING)
+
+
+async def test_each_cloud_refusal_maps_to_its_error_class(sim: Simulator) -> None:
+    async with client_for(sim) as ecs:
+        with pytest.raises(NotFound) as network:
+            await ecs.attach(SERVER_B, net_id=MISSING)
+        assert network.value.what == "network" and network.value.request_id
+        with pytest.raises(NotFound) as server:
+            await ecs.list(MISSING)
+        assert server.value.what == "server"
+        with pytest.raises(NotFound) as port:
+            await ecs.attach(SERVER_B, port_id=MISSING)
+        assert port.value.what == "port"
+        await ecs.attach(SERVER_A, port_id=PORT_FREE)
+        with pytest.raises(InUse):
+            await ecs.attach(SERVER_B, port_id=PORT_FREE)  # in use on another server
+        await ecs.attach(SERVER_B, net_id=NET, fixed_ip="192.168.1.77")
+        with pytest.raises(InUse):
+            await ecs.attach(SERVER_A, net_id=NET, fixed_ip="192.168.1.77")
+        await ecs.attach(SERVER_A, net_id=NET)
+        await ecs.attach(SERVER_A, net_id=NET)  # SERVER_A allows 3 NICs
+        with pytest.raises(QuotaExceeded):
+            await ecs.attach(SERVER_A, net_id=NET)
+    async with client_for(sim, TokenAuth("wrong-token")) as bad:
+        with pytest.raises(AuthError) as denied:
+            await bad.list(SERVER_A)
+        assert "wrong-token" not in str(denied.value)
+
+
+async def test_transient_refusals_are_retryable(sim: Simulator) -> None:
+    async with client_for(sim, timeout=0.5) as ecs:
+        await behave(sim, busyFirst=1)
+        with pytest.raises(ServerBusy):
+            await ecs.attach(SERVER_B, net_id=NET)
+        await behave(sim, busyFirst=0, failRate=1.0)
+        with pytest.raises(CloudUnavailable):
+            await ecs.list(SERVER_B)
+        await behave(sim, failRate=0, slowRate=1.0, slowDelay=2.0)
+        with pytest.raises(CloudUnavailable):
+            await ecs.list(SERVER_B)
+        await behave(sim, slowRate=0, dropRate=1.0)
+        with pytest.raises(CloudUnavailable):
+            await ecs.list(SERVER_B)
+        await behave(sim, dropRate=0, qps=1, retryAfter=3)
+        await ecs.list(SERVER_B)
+        with pytest.raises(Throttled) as throttled:
+            await ecs.list(SERVER_B)
+        assert throttled.value.retry_after == 3.0
+
+
+async def test_shared_token_bucket_holds_the_ceiling_at_the_cloud(sim: Simulator) -> None:
+    import asyncio
+    import time
+
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{sim.url}/_simulator/reset")
+    limiter = TokenBucket(qps=20, burst=1)
+    async with client_for(sim, limiter=limiter) as ecs:
+        start = time.monotonic()
+        await asyncio.gather(*(ecs.list(SERVER_B) for _ in range(40)))
+        elapsed = time.monotonic() - start
+    assert elapsed >= 39 / 20 * 0.98
+    assert sim.state()["peakCallsPerSecond"] <= 21
