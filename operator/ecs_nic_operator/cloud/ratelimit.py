@@ -8,14 +8,14 @@ from collections.abc import Callable
 
 
 class TokenBucket:
-    """Token bucket as virtual scheduling (GCRA).
+    """Token bucket whose tokens are taken at the moment a call is released, under a FIFO lock.
 
-    Each ``acquire`` reserves the next send slot synchronously, before its first await, so
-    slots are handed out in call order (FIFO) without a lock and without waking every waiter
-    on each release. Slot n (after the initial burst) is never earlier than n/qps after the
-    bucket was last full, so the sustained rate cannot exceed ``qps`` whatever the
-    concurrency. A cancelled waiter leaves its slot unused: that only ever makes the
-    ceiling stricter.
+    Reserving future send slots up front (virtual scheduling) is exact on an idle event loop, but when
+    the loop lags (a busy operator with thousands of objects) every timer that fell due during the lag
+    fires at once and the cloud sees a burst above the ceiling. Here the bucket is refilled from the
+    clock at grant time, so however late a waiter wakes, no one-second window is granted more than
+    ``qps + burst`` calls. ``asyncio.Lock`` wakes waiters in arrival order, so grants stay FIFO, and a
+    cancelled waiter simply leaves the queue.
     """
 
     def __init__(self, qps: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -24,28 +24,30 @@ class TokenBucket:
         self.qps = qps
         self.burst = burst
         self._clock = clock
-        self._interval = 1.0 / qps if qps > 0 else 0.0
-        # Theoretical arrival time: when the bucket would be full again if nobody else came.
-        self._tat = float("-inf")
+        self._tokens = float(burst)
+        self._updated: float | None = None
+        self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"TokenBucket(qps={self.qps}, burst={self.burst})"
 
-    def _reserve(self, now: float) -> float:
-        tat = max(self._tat, now)
-        start = max(now, tat - (self.burst - 1) * self._interval)
-        self._tat = tat + self._interval
-        return start
+    def _refill(self, now: float) -> None:
+        if self._updated is not None:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.qps)
+        self._updated = now
 
     async def acquire(self) -> float:
-        """Wait for a slot; returns the seconds spent waiting."""
-        if self._interval == 0.0:
+        """Wait for a token; returns the seconds spent waiting."""
+        if self.qps <= 0:
             return 0.0
         began = self._clock()
-        start = self._reserve(began)
-        now = began
-        # Loop because the event loop may wake a timer up to one clock tick early.
-        while now < start:
-            await asyncio.sleep(start - now)
-            now = self._clock()
-        return now - began
+        waited = self._lock.locked()  # queued behind others: that is waiting too
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._refill(now)
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return now - began if waited else 0.0
+                waited = True
+                await asyncio.sleep((1.0 - self._tokens) / self.qps)
