@@ -2,7 +2,8 @@
 
 A small aiohttp server on ``--health-port`` (started from a kopf startup hook) answers:
 
-- ``/readyz``: 200 once the API server answered a LIST of each watched resource recently *and* the watch
+- ``/readyz``: 200 once the watch of each resource matched a LIST at least once (initial listing
+  delivered), and while the API server answered a LIST of each watched resource recently *and* the watch
   has delivered what that LIST returned (the object it sampled, at that resourceVersion or newer): the
   initial listing arrived and the stream is caught up. 503 otherwise (API server unreachable for longer
   than ``stale_after``, or a watch lagging behind the API server for longer than ``grace``).
@@ -68,6 +69,7 @@ class Health:
         self.api_ok_at: float | None = None
         self.api_error: str = "not probed yet"
         self.lagging_since: dict[str, float] = {}
+        self.caught_up: set[str] = set()  # resources whose watch matched a LIST at least once
         self.probe_task: asyncio.Task[None] | None = None
 
     # -- fed by the watch -----------------------------------------------------------------------------
@@ -105,6 +107,7 @@ class Health:
             self.lagging_since.setdefault(plural, now)
         else:
             self.lagging_since.pop(plural, None)
+            self.caught_up.add(plural)
 
     def unreachable(self, error: str) -> None:
         self.api_error = error
@@ -118,8 +121,11 @@ class Health:
             problems.append(f"API server not answered yet ({self.api_error})")
         elif now - self.api_ok_at > self.config.stale_after:
             problems.append(f"API server unreachable for {now - self.api_ok_at:.1f} s ({self.api_error})")
+        for plural in RESOURCES:
+            if plural not in self.caught_up:
+                problems.append(f"watch of {plural} has not delivered the initial listing yet")
         for plural, since in sorted(self.lagging_since.items()):
-            if now - since > self.config.grace:
+            if plural in self.caught_up and now - since > self.config.grace:
                 problems.append(f"watch of {plural} behind the API server for {now - since:.1f} s")
         return not problems, {"ready": not problems, "problems": problems, **self._facts(now)}
 
