@@ -439,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
                 bench.single()
                 bench.burst()
                 bench.hold()
+            except BaseException:
+                say(f"failed; figures so far: {json.dumps(bench.results, sort_keys=True)}")
+                raise
             finally:
                 op.stop()
                 sim.stop()
