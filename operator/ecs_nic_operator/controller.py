@@ -464,13 +464,11 @@ class Controller:
                 self.views.drop(skey, port_id)
                 detached = f"port {port_id} detached from server {server}"
                 kopf.info(obj.ref(), reason="Detached", message=detached)  # type: ignore[arg-type]
-        except errors.NotFound as exc:
-            if exc.what != "server":
-                raise
-            # The server is gone, and its NICs with it: nothing is left to detach.
         except errors.CloudError as exc:
-            await self._cloud_error(obj, cloud, exc)
-            return
+            if not (isinstance(exc, errors.NotFound) and exc.what == "server"):
+                await self._cloud_error(obj, cloud, exc)
+                return
+            # The server is gone, and its NICs with it: nothing is left to detach.
         await self.kube.remove_finalizer(obj.namespace, obj.name, obj.finalizers)
 
     # -- writing status ----------------------------------------------------------------------------------
