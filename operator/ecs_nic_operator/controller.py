@@ -138,9 +138,10 @@ class Controller:
         except Stop:
             outcome = "deferred"
         except Conflict:
-            # Someone changed the object after we looked: the watch brings the new version; look again soon.
+            # Someone changed the object after we looked: the watch brings the new version; look again soon,
+            # backing off should the watch itself be down (then our copy stays stale until it is back).
             outcome = "conflict"
-            self.queue.schedule(key, 0.5)
+            self.queue.schedule(key, backoff(self.settings, self._bump(key)))
         except Gone:
             outcome = "gone"
         except Exception:
@@ -241,6 +242,19 @@ class Controller:
                 await self._attach(obj, cloud, skey)
         except errors.CloudError as exc:
             await self._cloud_error(obj, cloud, exc)
+
+    def _unanswered(self, skey: ServerKey, key: Key) -> list[tuple[str, ...]]:
+        """Known ports of other attachments on this server with an intent but no port saved (see adoptable)."""
+        return [
+            o.intent.known_ports
+            for k, o in self.objects.items()
+            if k != key
+            and not o.port_id
+            and o.intent is not None
+            and o.intent.known_ports is not None
+            and o.spec.cloud == skey[0]
+            and (o.spec.server_id or o.status_server or "").lower() == skey[1]
+        ]
 
     def _claimed(self, skey: ServerKey, key: Key) -> set[str]:
         return {
@@ -343,7 +357,7 @@ class Controller:
             if obj.intent is not None and not repair:
                 # An earlier attach may have reached the cloud without its answer being saved.
                 ports = await self.views.ports(client, skey, 0)
-                port = adoptable(spec, obj.intent, ports, self._claimed(skey, obj.key))
+                port = adoptable(spec, obj.intent, ports, self._claimed(skey, obj.key), self._unanswered(skey, obj.key))
                 adopted = port is not None
             if port is None:
                 known: tuple[str, ...] | None = None
@@ -361,7 +375,7 @@ class Controller:
                     )
                 except errors.InUse:
                     ports = await self.views.ports(client, skey, 0)
-                    port = adoptable(spec, intent, ports, self._claimed(skey, obj.key))
+                    port = adoptable(spec, intent, ports, self._claimed(skey, obj.key), self._unanswered(skey, obj.key))
                     if port is None:
                         raise
                     adopted = True
@@ -440,7 +454,9 @@ class Controller:
                 # The attach may have reached the cloud before a crash: find it before letting go.
                 async with self.views.lock(skey):
                     ports = await self.views.ports(client, skey, 0)
-                    found = adoptable(obj.spec, obj.intent, ports, self._claimed(skey, obj.key))
+                    found = adoptable(
+                        obj.spec, obj.intent, ports, self._claimed(skey, obj.key), self._unanswered(skey, obj.key)
+                    )
                 port_id = found.port_id if found else None
             if port_id is not None:
                 ports = await self.views.ports(client, skey, self.settings.poll_min / 2)
