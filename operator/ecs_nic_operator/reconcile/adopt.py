@@ -19,8 +19,10 @@ def adoptable(
     intent: Intent | None,
     ports: Mapping[str, InterfaceAttachment],
     claimed: Collection[str],
+    others_known: Collection[Collection[str]] = (),
 ) -> InterfaceAttachment | None:
-    """The port to adopt, or None. ``claimed`` are port IDs other attachments on this server own."""
+    """The port to adopt, or None. ``claimed`` are port IDs other attachments on this server own;
+    ``others_known`` the known ports of other attachments on this server whose attach is unanswered too."""
     if spec.port_id:
         return ports.get(spec.port_id)
     candidates = [p for p in ports.values() if p.net_id == spec.net_id and p.port_id not in claimed]
@@ -33,6 +35,13 @@ def adoptable(
         return None
     known = set(intent.known_ports)
     fresh = [p for p in candidates if p.port_id not in known]
+    # Another unanswered attach (a crash lost both answers) whose intent already knew one of these ports was
+    # recorded after ours, so our POST had landed by then: ours is among the ports it knew, and those it
+    # did not know may be its own.
+    ids = {p.port_id for p in fresh}
+    for other in others_known:
+        if ids & set(other):
+            fresh = [p for p in fresh if p.port_id in other]
     # Attaches are serialised per server, so at most one interrupted POST per server can be ours;
     # should several new ports on our network appear (another tool attaching at the same time), take
     # one deterministically rather than attach yet another.

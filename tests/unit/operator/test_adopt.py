@@ -55,3 +55,13 @@ def test_unreadable_intent_annotation_means_an_attach_may_have_happened() -> Non
     assert intent is not None and intent.known_ports == ()
     assert Intent.load(Intent("t", ("a", "b")).dump()) == Intent("t", ("a", "b"))
     assert Intent.load(None) is None
+
+
+def test_two_unanswered_attaches_on_one_server_each_adopt_their_own_port() -> None:
+    # x's POST made p1 and its answer was lost; y's intent (recorded after p1 existed) then made p2, lost too.
+    x, y = Intent("t1", ("p0",)), Intent("t1", ("p0", "p1"))
+    here = ports(port("p0"), port("p1"), port("p2"))
+    assert adoptable(spec(), x, here, set(), [y.known_ports]) == here["p1"]
+    assert adoptable(spec(), y, here, set(), [x.known_ports]) == here["p2"]
+    # y's attach never reached the cloud: x still takes only the port y knew.
+    assert adoptable(spec(), x, ports(port("p0"), port("p1")), set(), [y.known_ports]) == port("p1")
