@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import kopf
+from kubernetes.client import ApiException
 
 from ecs_nic_operator import conditions
 from ecs_nic_operator.cloud import CredentialsError, EcsClient, TokenBucket, auth_from_secret
@@ -127,6 +128,18 @@ class Clouds:
                     Reason.SECRET_NOT_FOUND,
                     f"Secret {spec.secret_namespace}/{spec.secret_name} not found",
                     retry=True,
+                )
+                return
+            except ApiException as exc:
+                # 403 (no Role to read that namespace's Secrets) or an API hiccup: say so, look again later.
+                why = (
+                    "the operator may not read it (add a Role granting get on secrets there)"
+                    if exc.status == 403
+                    else (f"reading it failed: {exc.status} {exc.reason}")
+                )
+                reason = Reason.SECRET_FORBIDDEN if exc.status == 403 else Reason.SECRET_NOT_FOUND
+                await self._set(
+                    cloud, False, reason, f"Secret {spec.secret_namespace}/{spec.secret_name}: {why}", retry=True
                 )
                 return
             digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()

@@ -41,6 +41,7 @@ class Reason:
     DETACH_BLOCKED = "DetachBlocked"
     # EcsCloud
     SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_FORBIDDEN = "SecretForbidden"
     CREDENTIALS_INVALID = "CredentialsInvalid"
     ENDPOINT_UNREACHABLE = "EndpointUnreachable"
     ENDPOINT_INVALID = "EndpointInvalid"
