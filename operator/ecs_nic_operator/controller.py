@@ -63,6 +63,8 @@ class Controller:
         self._seen: set[Key] = set()
         self._started_at = time.monotonic()  # reconciled at least once by this process (resume progress)
         self._resync_task: asyncio.Task[None] | None = None
+        self._listed = False  # every watched attachment read once (see _know_all)
+        self._listing = asyncio.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -256,6 +258,21 @@ class Controller:
             and (o.spec.server_id or o.status_server or "").lower() == skey[1]
         ]
 
+    async def _know_all(self) -> None:
+        """Adoption weighs every other attachment's claim on a server's ports, but just after a start the watch
+        may not have delivered them all yet: read them all once, before the first adoption decision."""
+        if self._listed:
+            return
+        async with self._listing:
+            if self._listed:
+                return
+            for body in await self.kube.list_attachments(self.settings.namespaces):
+                new = Attachment.from_body(body)
+                if new.key not in self.objects:
+                    self.objects[new.key] = new
+                    self.queue.schedule(new.key)  # its own watch event may now look like nothing changed
+            self._listed = True
+
     def _claimed(self, skey: ServerKey, key: Key) -> set[str]:
         return {
             o.port_id
@@ -356,6 +373,7 @@ class Controller:
             adopted = False
             if obj.intent is not None and not repair:
                 # An earlier attach may have reached the cloud without its answer being saved.
+                await self._know_all()
                 ports = await self.views.ports(client, skey, 0)
                 port = adoptable(spec, obj.intent, ports, self._claimed(skey, obj.key), self._unanswered(skey, obj.key))
                 adopted = port is not None
@@ -452,6 +470,7 @@ class Controller:
             port_id = obj.port_id
             if port_id is None:
                 # The attach may have reached the cloud before a crash: find it before letting go.
+                await self._know_all()
                 async with self.views.lock(skey):
                     ports = await self.views.ports(client, skey, 0)
                     found = adoptable(

@@ -150,6 +150,17 @@ class Kube:
             {"status": status},
         )
 
+    async def list_attachments(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every EcsNicAttachment we watch (all namespaces when none are given), straight from the API server."""
+        items: list[dict[str, Any]] = []
+        if not namespaces:
+            result = await self._run(self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+            return list(result["items"])
+        for namespace in namespaces:
+            result = await self._run(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL)
+            items += result["items"]
+        return items
+
     # -- reads (cached briefly: they are lookups of slow-changing objects) ----------------------
 
     async def _cached(self, kind: str, name: str, ttl: float, fetch: Any) -> Any:
