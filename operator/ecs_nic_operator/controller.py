@@ -423,7 +423,9 @@ class Controller:
         else:
             self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate))
 
-    async def _cloud_error(self, obj: Attachment, cloud: Cloud, exc: errors.CloudError) -> None:
+    async def _cloud_error(
+        self, obj: Attachment, cloud: Cloud, exc: errors.CloudError, detaching: bool = False
+    ) -> None:
         verdict = classify(exc, self.settings, self._bump(obj.key))
         if isinstance(exc, errors.AuthError):
             self.clouds.credentials_rejected(cloud.spec.name, str(exc))
@@ -431,10 +433,19 @@ class Controller:
         ready_now = conditions.get(obj.status, READY)
         keep_ready = not verdict.blocks_ready and ready_now is not None and ready_now.get("status") == "True"
         wanted = [Condition(SYNCED, False, verdict.reason, verdict.message)]
-        if not keep_ready:
+        event = ("Warning", verdict.reason, verdict.message)
+        if detaching:
+            # Deleting, and the detach keeps failing: say why the finalizer stays and what the user can do.
+            message = (
+                f"cannot detach: {verdict.message}. Retrying; or set spec.deletionPolicy: Orphan to delete this "
+                "resource and leave the NIC attached"
+            )
+            wanted.insert(0, Condition(READY, False, Reason.DETACH_BLOCKED, message))
+            event = ("Warning", Reason.DETACH_BLOCKED, message)
+        elif not keep_ready:
             wanted.insert(0, Condition(READY, False, verdict.reason, verdict.message))
         log.info("%s/%s: %s; next try in %.1f s", obj.namespace, obj.name, verdict.message, verdict.delay)
-        await self._write(obj, None, wanted, event=("Warning", verdict.reason, verdict.message))
+        await self._write(obj, None, wanted, event=event)
         self.queue.schedule(obj.key, verdict.delay)
 
     # -- delete ------------------------------------------------------------------------------------------
@@ -501,7 +512,7 @@ class Controller:
                 kopf.info(obj.ref(), reason="Detached", message=detached)  # type: ignore[arg-type]
         except errors.CloudError as exc:
             if not (isinstance(exc, errors.NotFound) and exc.what == "server"):
-                await self._cloud_error(obj, cloud, exc)
+                await self._cloud_error(obj, cloud, exc, detaching=True)
                 return
             # The server is gone, and its NICs with it: nothing is left to detach.
         await self.kube.remove_finalizer(obj.namespace, obj.name, obj.finalizers)
