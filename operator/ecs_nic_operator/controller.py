@@ -60,8 +60,8 @@ class Controller:
         self._activation_estimate = 1.0  # seconds from attach to ACTIVE, learnt from what we observe
         self._attached_at: dict[Key, float] = {}
         self._detaching: dict[Key, str] = {}
-        self._seen: set[Key] = set()
-        self._started_at = time.monotonic()  # reconciled at least once by this process (resume progress)
+        self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
+        self._started_at = time.monotonic()
         self._resync_task: asyncio.Task[None] | None = None
         self._listed = False  # every watched attachment read once (see _know_all)
         self._listing = asyncio.Lock()
