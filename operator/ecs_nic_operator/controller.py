@@ -282,7 +282,7 @@ class Controller:
 
     async def _follow(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
         assert cloud.client is not None and obj.port_id
-        polling = obj.status.get("portState") != "ACTIVE" or conditions.get(obj.status, READY) is None
+        polling = obj.port_state != "ACTIVE" or not any(c[0] == READY for c in obj.conditions_summary)
         # Following a DOWN port may reuse a list another attachment on the server just made; a drift
         # check of a Ready one also shares the per-server call of the same resync round.
         max_age = self.settings.poll_min / 2 if polling else self.settings.resync_period / 4
@@ -534,7 +534,8 @@ class Controller:
         event: tuple[str, str, str] | None = None,
     ) -> Attachment:
         """Patch status only when something a user would see changes; post the Event with it."""
-        status: dict[str, Any] = dict(obj.status)
+        current = obj.status
+        status: dict[str, Any] = dict(current)
         for name, value in (fields or {}).items():
             if value is None:
                 status.pop(name, None)
@@ -542,13 +543,13 @@ class Controller:
                 status[name] = value
         status["conditions"] = conditions.merge(status.get("conditions") or [], wanted, obj.generation)
         status["observedGeneration"] = obj.generation
-        if status == obj.status:
+        if status == current:
             return obj
         patch = dict(status)
-        for name in obj.status:
+        for name in current:
             if name not in status:
                 patch[name] = None  # merge patch: null removes the field
-        if event is not None and self._new_message(obj, wanted):
+        if event is not None and self._new_message(current, wanted):
             kind, reason, message = event
             post = kopf.warn if kind == "Warning" else kopf.info
             post(obj.ref(), reason=reason, message=message)  # type: ignore[arg-type]
@@ -556,10 +557,10 @@ class Controller:
         return self._store(body)
 
     @staticmethod
-    def _new_message(obj: Attachment, wanted: list[Condition]) -> bool:
+    def _new_message(current: dict[str, Any], wanted: list[Condition]) -> bool:
         """Repeat an Event only when the condition it reports changed, not on every retry."""
         for cond in wanted:
-            old = conditions.get(obj.status, cond.type)
+            old = conditions.get(current, cond.type)
             if old is None or old.get("reason") != cond.reason or old.get("message") != cond.message[:1024]:
                 return True
         return False

@@ -93,11 +93,10 @@ class ControllerCollector(Collector):
         depth = 0
         if controller is not None:
             for obj in _snapshot(controller.objects.values):
-                status = obj.status or {}
-                states[str(status.get("portState") or "None")] += 1
+                states[obj.port_state or "None"] += 1
                 deleting += bool(obj.deleting)
-                for cond in status.get("conditions") or []:
-                    conds[(str(cond.get("type")), str(cond.get("status")), str(cond.get("reason") or ""))] += 1
+                for summary in obj.conditions_summary:
+                    conds[summary] += 1
             writes = dict(_snapshot(controller.kube.writes.items))
             depth = len(controller.queue)
         by_state = GaugeMetricFamily(

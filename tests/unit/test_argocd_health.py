@@ -88,6 +88,7 @@ def test_every_reason_is_classified() -> None:
     reasons = {v for k, v in vars(Reason).items() if k.isupper()}
     ecscloud_only = {
         Reason.SECRET_NOT_FOUND,
+        Reason.SECRET_FORBIDDEN,
         Reason.CREDENTIALS_INVALID,
         Reason.ENDPOINT_UNREACHABLE,
         Reason.ENDPOINT_INVALID,
