@@ -166,6 +166,8 @@ class Clouds:
                 # Same Secret as the one the cloud refused: stay not Ready until it changes.
                 await self._set(cloud, False, cloud.reason, cloud.message, retry=True)
                 return
+            if cloud.limiter is not None:
+                await cloud.limiter.acquire()  # the probe is a call to the cloud too: it counts against the ceiling
             problem = await self._probe(spec.endpoint)
             if problem:
                 await self._set(cloud, False, Reason.ENDPOINT_UNREACHABLE, problem, retry=True)

@@ -39,6 +39,8 @@ from ecs_nic_operator.workqueue import WorkQueue
 log = logging.getLogger("ecs_nic_operator.controller")
 
 
+# How old a server's cached port list may be to serve as the "what the server had" baseline of an attach.
+BASELINE_MAX_AGE = 30.0
 # After a start, how long a missing EcsCloud is taken for "not listed yet" rather than "does not exist".
 STARTUP_GRACE = 10.0
 
@@ -106,13 +108,14 @@ class Controller:
         if old is not None and int(old.resource_version or 0) > int(new.resource_version or 0):
             return  # an event older than the patch answer we already hold
         self.objects[key] = new
-        # Our own status writes come back as events too; only what a user changed needs a look now.
+        # Our own writes come back as events too (status, and finalizer + intent, whose event may even beat
+        # the write's answer); only what a user changed needs a look now.
         if (
             old is None
             or old.generation != new.generation
             or old.deleting != new.deleting
             or old.paused != new.paused
-            or old.finalizers != new.finalizers
+            or (old.has_finalizer and not new.has_finalizer)
             or old.uid != new.uid
         ):
             self.queue.schedule(key)
@@ -237,6 +240,11 @@ class Controller:
         server = await self._server(obj)
         skey: ServerKey = (cloud.spec.name, server)
         assert cloud.client is not None
+        if obj.port_id and not obj.has_finalizer:
+            # Someone removed our finalizer from an attached NIC: without it a delete would leak the NIC.
+            obj = self._store(
+                await self.kube.add_finalizer(obj.namespace, obj.name, obj.resource_version, obj.finalizers)
+            )
         try:
             if obj.port_id and obj.status_server == server:
                 await self._follow(obj, cloud, skey)
@@ -285,7 +293,9 @@ class Controller:
         polling = obj.port_state != "ACTIVE" or not any(c[0] == READY for c in obj.conditions_summary)
         # Following a DOWN port may reuse a list another attachment on the server just made; a drift
         # check of a Ready one also shares the per-server call of the same resync round.
-        max_age = self.settings.poll_min / 2 if polling else self.settings.resync_period / 4
+        # Half a period: fresh enough for a drift check, yet each round's phase-aligned look (a period after
+        # the last) still lists, and after a restart a server's attachments, queued far apart, share one list.
+        max_age = self.settings.poll_min * 2 if polling else self.settings.resync_period / 2
         ports = await self.views.ports(cloud.client, skey, max_age)
         port = ports.get(obj.port_id)
         if port is None:
@@ -295,6 +305,7 @@ class Controller:
         if port is None:
             await self._drifted(obj, cloud, skey)
             return
+        self._wake_siblings(obj.key, skey, ports)
         self._attempts.pop(obj.key, None)
         active = port.port_state == "ACTIVE"
         if active:
@@ -314,6 +325,22 @@ class Controller:
             self._polls[obj.key] = polls
             await self._write(obj, status_from_port(skey[1], port), [self._ready(skey, port), self._synced()])
             self.queue.schedule(obj.key, self._poll_delay(polls))
+
+    def _wake_siblings(self, key: Key, skey: ServerKey, ports: dict[str, InterfaceAttachment]) -> None:
+        """Other attachments on this server waiting for ACTIVE whose port this list shows ACTIVE: look now,
+        while the list is fresh, instead of each listing the server again at its own poll time."""
+        for other in list(self._polls):
+            obj = self.objects.get(other)
+            if (
+                other != key
+                and obj is not None
+                and not obj.deleting
+                and obj.port_id in ports
+                and ports[obj.port_id].port_state == "ACTIVE"
+                and obj.status_server == skey[1]
+                and obj.spec.cloud == skey[0]
+            ):
+                self.queue.schedule(other)
 
     @staticmethod
     def _ready(skey: ServerKey, port: InterfaceAttachment) -> Condition:
@@ -380,7 +407,11 @@ class Controller:
             if port is None:
                 known: tuple[str, ...] | None = None
                 if spec.net_id and not spec.fixed_ip:
-                    ports = await self.views.ports(client, skey, self.settings.poll_min)
+                    # The baseline need not be a list made just now: we hold the server's lock and note our own
+                    # attaches in the view, and even a fresh list cannot exclude an out-of-band attach between
+                    # it and our POST (the rate limiter may hold the POST for seconds). So a recent view serves,
+                    # and a server's queued attaches share one baseline list instead of one each.
+                    ports = await self.views.ports(client, skey, BASELINE_MAX_AGE)
                     known = tuple(sorted(ports))
                 intent = Intent(conditions.now(), known)
                 body = await self.kube.record_intent(
