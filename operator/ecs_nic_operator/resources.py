@@ -15,6 +15,11 @@ from ecs_nic_operator.config import DEFAULT_CLOUD, FINALIZER, INTENT_ANNOTATION,
 Key = tuple[str, str]  # (namespace, name)
 
 
+def _intern(value: Any) -> str | None:
+    """Server, network and cloud IDs repeat across many attachments: keep one copy of each."""
+    return sys.intern(str(value)) if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class Intent:
     """Recorded before an attach call: when it started and which ports the server already had."""
@@ -52,10 +57,10 @@ class AttachmentSpec:
     def from_body(cls, spec: dict[str, Any]) -> AttachmentSpec:
         fixed = spec.get("fixedIps") or []
         return cls(
-            cloud=(spec.get("cloudRef") or {}).get("name") or DEFAULT_CLOUD,
-            server_id=spec.get("serverId"),
-            node_name=spec.get("nodeName"),
-            net_id=spec.get("netId"),
+            cloud=sys.intern((spec.get("cloudRef") or {}).get("name") or DEFAULT_CLOUD),
+            server_id=_intern(spec.get("serverId")),
+            node_name=_intern(spec.get("nodeName")),
+            net_id=_intern(spec.get("netId")),
             port_id=spec.get("portId"),
             fixed_ip=fixed[0].get("ipAddress") if fixed else None,
             deletion_policy=spec.get("deletionPolicy") or "Delete",
@@ -122,7 +127,7 @@ class Attachment:
             spec=AttachmentSpec.from_body(body.get("spec") or {}),
             status_json=json.dumps(status, separators=(",", ":")),
             port_id=str(status["portId"]) if status.get("portId") else None,
-            status_server=str(status["serverId"]) if status.get("serverId") else None,
+            status_server=_intern(status.get("serverId")),
             port_state=sys.intern(str(status["portState"])) if status.get("portState") else None,
             conditions_summary=tuple(
                 (
@@ -135,7 +140,8 @@ class Attachment:
             finalizers=tuple(sys.intern(f) for f in meta.get("finalizers") or ()),
             deleting=bool(meta.get("deletionTimestamp")),
             paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
-            intent=Intent.load(annotations.get(INTENT_ANNOTATION)),
+            # The intent matters only until the port ID is saved; dropping it then saves ~1 KB an object.
+            intent=None if status.get("portId") else Intent.load(annotations.get(INTENT_ANNOTATION)),
         )
 
 
