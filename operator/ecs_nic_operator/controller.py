@@ -59,6 +59,7 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, settings.workers)
         self._attempts: dict[Key, int] = defaultdict(int)
         self._polls: dict[Key, int] = {}
+        self._waiting: dict[ServerKey, set[Key]] = defaultdict(set)  # attachments following a DOWN port
         self._activation_estimate = 1.0  # seconds from attach to ACTIVE, learnt from what we observe
         self._attached_at: dict[Key, float] = {}
         self._detaching: dict[Key, str] = {}
@@ -314,6 +315,7 @@ class Controller:
                 observed = time.monotonic() - attached
                 self._activation_estimate = min(10.0, max(0.2, 0.8 * self._activation_estimate + 0.2 * observed))
             self._polls.pop(obj.key, None)
+            self._forget_waiting(skey, obj.key)
             ready = self._ready(skey, port)
             was = conditions.get(obj.status, READY)
             first = was is None or was.get("status") != "True"
@@ -323,17 +325,19 @@ class Controller:
         else:
             polls = self._polls.get(obj.key, 0) + 1
             self._polls[obj.key] = polls
+            self._waiting[skey].add(obj.key)
             await self._write(obj, status_from_port(skey[1], port), [self._ready(skey, port), self._synced()])
             self.queue.schedule(obj.key, self._poll_delay(polls))
 
     def _wake_siblings(self, key: Key, skey: ServerKey, ports: dict[str, InterfaceAttachment]) -> None:
         """Other attachments on this server waiting for ACTIVE whose port this list shows ACTIVE: look now,
         while the list is fresh, instead of each listing the server again at its own poll time."""
-        for other in list(self._polls):
+        for other in list(self._waiting.get(skey, ())):
             obj = self.objects.get(other)
-            if (
+            if obj is None:
+                self._forget_waiting(skey, other)
+            elif (
                 other != key
-                and obj is not None
                 and not obj.deleting
                 and obj.port_id in ports
                 and ports[obj.port_id].port_state == "ACTIVE"
@@ -341,6 +345,13 @@ class Controller:
                 and obj.spec.cloud == skey[0]
             ):
                 self.queue.schedule(other)
+
+    def _forget_waiting(self, skey: ServerKey, key: Key) -> None:
+        waiting = self._waiting.get(skey)
+        if waiting is not None:
+            waiting.discard(key)
+            if not waiting:
+                del self._waiting[skey]
 
     @staticmethod
     def _ready(skey: ServerKey, port: InterfaceAttachment) -> Condition:
@@ -434,6 +445,7 @@ class Controller:
                 self.views.note(skey, port)
             self._attached_at[obj.key] = time.monotonic()
             self._polls[obj.key] = 0
+            self._waiting[skey].add(obj.key)
             verb = "adopted" if adopted else ("re-attached" if repair else "attached")
             message = f"port {port.port_id} {verb} on server {skey[1]} ({port.port_state})"
             metrics.ATTACHES.labels("adopted" if adopted else "created").inc()
