@@ -382,6 +382,7 @@ class Controller:
 
     async def _drifted(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
         message = f"port {obj.port_id} is no longer attached to server {skey[1]}; attaching again"
+        log.info("%s/%s: %s", obj.namespace, obj.name, message)
         kopf.warn(
             obj.ref(),  # type: ignore[arg-type]
             reason=Reason.NIC_DETACHED,
@@ -448,6 +449,7 @@ class Controller:
             self._waiting[skey].add(obj.key)
             verb = "adopted" if adopted else ("re-attached" if repair else "attached")
             message = f"port {port.port_id} {verb} on server {skey[1]} ({port.port_state})"
+            log.info("%s/%s: %s", obj.namespace, obj.name, message)
             metrics.ATTACHES.labels("adopted" if adopted else "created").inc()
             active = port.port_state == "ACTIVE"
             await self._write(

@@ -19,9 +19,14 @@ ServerKey = tuple[str, str]  # (cloud name, server ID)
 
 @dataclass
 class _View:
+    # When the list call that produced ``ports`` was *sent*: a list sent before an attach cannot show it,
+    # however late its answer comes, so freshness is measured from the sending.
     at: float = 0.0
     ports: dict[str, InterfaceAttachment] = field(default_factory=dict)
     inflight: asyncio.Future[dict[str, InterfaceAttachment]] | None = None
+    inflight_sent: float = 0.0
+    # Ports our own attaches created, with when: a list sent before that moment cannot show them yet.
+    noted: dict[str, tuple[float, InterfaceAttachment]] = field(default_factory=dict)
 
 
 class ServerViews:
@@ -40,15 +45,16 @@ class ServerViews:
         """The server's ports by port ID, no older than max_age seconds (0: a list call started now)."""
         view = self._views.setdefault(key, _View())
         started = time.monotonic()
-        if view.inflight is not None:
-            # A call already under way started before us; it is fresh enough unless we demand a newer one.
-            result = await asyncio.shield(view.inflight)
-            if max_age > 0 or view.at >= started:
+        while view.inflight is not None:
+            # A call already under way: its answer is fresh enough unless it was sent too long before now.
+            sent, inflight = view.inflight_sent, view.inflight
+            result = await asyncio.shield(inflight)
+            if started - sent <= max_age:
                 return result
-        elif view.at and started - view.at <= max_age:
+        if view.at and started - view.at <= max_age:
             return view.ports
         future: asyncio.Future[dict[str, InterfaceAttachment]] = asyncio.get_running_loop().create_future()
-        view.inflight = future
+        view.inflight, view.inflight_sent = future, time.monotonic()
         try:
             listed = await client.list(key[1])
         except BaseException as exc:
@@ -56,22 +62,33 @@ class ServerViews:
             future.exception()  # mark retrieved: waiters re-raise it themselves
             raise
         finally:
-            view.inflight = None
-        view.ports = {p.port_id: p for p in listed}
-        view.at = time.monotonic()
-        future.set_result(view.ports)
-        return view.ports
+            if view.inflight is future:
+                view.inflight = None
+        sent = view.inflight_sent
+        result = {p.port_id: p for p in listed}
+        for port_id, (noted_at, port) in list(view.noted.items()):
+            if noted_at < sent:
+                del view.noted[port_id]  # this list was sent after our attach: it is the truth now
+            else:
+                result.setdefault(port_id, port)
+        if sent >= view.at:  # never let an older list's late answer replace a newer one
+            view.ports = result
+            view.at = sent
+        future.set_result(result)
+        return result
 
     def note(self, key: ServerKey, port: InterfaceAttachment) -> None:
         """Our own attach's answer, so a cached view taken before it does not look like drift."""
-        view = self._views.get(key)
-        if view is not None:
-            view.ports = {**view.ports, port.port_id: port}
+        view = self._views.setdefault(key, _View())
+        view.ports = {**view.ports, port.port_id: port}
+        view.noted[port.port_id] = (time.monotonic(), port)
 
     def drop(self, key: ServerKey, port_id: str) -> None:
         view = self._views.get(key)
-        if view is not None and port_id in view.ports:
-            view.ports = {k: v for k, v in view.ports.items() if k != port_id}
+        if view is not None:
+            view.noted.pop(port_id, None)
+            if port_id in view.ports:
+                view.ports = {k: v for k, v in view.ports.items() if k != port_id}
 
     def forget_server(self, key: ServerKey) -> None:
         self._views.pop(key, None)

@@ -305,33 +305,35 @@ def test_ecscloud_status_subresource(kube: Kube, namespace: str) -> None:
 
 
 def test_printer_columns_and_short_name(kube: Kube, namespace: str) -> None:
+    # The session's operator may be running and write conditions of its own (this server is unknown to its
+    # cloud); it never writes the port fields for it. So the port columns are compared with what this test
+    # wrote, and READY/SYNCED/REASON with whatever the object holds at that moment.
     apply(kube, attachment_manifest("nic", namespace, fixedIps=[{"ipAddress": "192.168.1.3"}]))
-
     lines = kube.kubectl("get", "ecsnic", "-n", namespace).stdout.splitlines()
     assert lines[0].split() == ["NAME", "SERVER", "PORT", "STATE", "MAC", "IP", "READY", "SYNCED", "AGE"]
     assert len(lines) == 2 and lines[1].split()[0] == "nic"
-    # Before the operator writes a status, every status column is empty: only NAME and AGE have values.
-    assert len(lines[1].split()) == 2, lines
 
     patch_status(kube, namespace, "nic", FULL_STATUS)
-    for resource in (
-        "ecsnic",
-        "ecsnicattachments",
-        "ecsnicattachment",
-        f"ecsnicattachments.{GROUP}",
-        "ecsnic/nic",
-    ):
-        args = ["get", resource, "-n", namespace] if "/" in resource else ["get", resource, "nic", "-n", namespace]
-        lines = kube.kubectl(*args).stdout.splitlines()
-        assert lines[0].split() == ["NAME", "SERVER", "PORT", "STATE", "MAC", "IP", "READY", "SYNCED", "AGE"]
-        row = lines[1].split()
-        assert row[:8] == ["nic", SERVER_ID, PORT_ID, "ACTIVE", MAC, "192.168.1.3", "True", "False"], resource
-        assert re.fullmatch(r"\d+[smhd]", row[8]), row
 
-    # The Ready reason is there for -o wide.
-    wide = kube.kubectl("get", "ecsnic", "nic", "-n", namespace, "-o", "wide").stdout.splitlines()
-    assert "REASON" in wide[0].split() and "Attached" in wide[1].split()
-    # The category lists attachments too.
+    def cond(obj: dict[str, Any], type_: str, key: str) -> str:
+        found = [c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_]
+        return str(found[0][key]) if found else "<none>"
+
+    for resource in ("ecsnic", "ecsnicattachments", "ecsnicattachment", f"ecsnicattachments.{GROUP}", "ecsnic/nic"):
+        args = ["get", resource, "-n", namespace] if "/" in resource else ["get", resource, "nic", "-n", namespace]
+
+        def consistent(args: list[str] = args) -> list[str] | None:
+            before = kube.get_attachment(namespace, "nic")
+            row = kube.kubectl(*args, "-o", "wide").stdout.splitlines()[1].split()
+            after = kube.get_attachment(namespace, "nic")
+            if before["metadata"]["resourceVersion"] != after["metadata"]["resourceVersion"]:
+                return None  # changed while we looked: look again
+            want = [cond(after, "Ready", "status"), cond(after, "Synced", "status"), cond(after, "Ready", "reason")]
+            return row if row[6:9] == want else None
+
+        row = wait_for(consistent, timeout=20, what=f"kubectl get {resource} consistent with the object")
+        assert row[:6] == ["nic", SERVER_ID, PORT_ID, "ACTIVE", MAC, "192.168.1.3"], resource
+        assert re.fullmatch(r"\d+[smhd]", row[9]), row
     assert "nic" in kube.kubectl("get", "ecsnic", "-n", namespace, "-o", "name").stdout
 
 

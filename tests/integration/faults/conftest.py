@@ -249,15 +249,22 @@ class Stack:
             raise AssertionError(f"{exc}; not settled: {summary()}") from None
 
         def matches() -> bool:
+            # Statuses are read afresh each time: a resource can look Ready while the operator has yet to
+            # notice its NIC is gone (a cloud that lost state), and then repair it after the first look.
+            nonlocal items
+            fresh = settled()
+            if fresh is None:
+                return False
+            items = fresh
             nics = {s: self.sim.ports_of(s) for s in servers}
             owned = {(o["status"]["serverId"], o["status"]["portId"]) for o in items.values()}
             on_cloud = {(s, n["port_id"]) for s, ports in nics.items() for n in ports}
             return owned == on_cloud
 
-        # A deleted resource waits for its NIC to disappear, so this holds at once; the short wait covers a
-        # NIC the cloud still lists while its asynchronous detach finishes.
+        # A deleted resource waits for its NIC to disappear, so this holds soon; the wait covers a NIC the
+        # cloud still lists while its asynchronous detach finishes, and a drift repair still under way.
         with contextlib.suppress(AssertionError):
-            wait_for(matches, timeout=5, interval=0.3, what="cloud matches statuses")
+            wait_for(matches, timeout=20, interval=0.3, what="cloud matches statuses")
         nics = {s: self.sim.ports_of(s) for s in servers}
         by_resource: dict[str, list[dict[str, Any]]] = {}
         owners = {(o["status"]["serverId"], o["status"]["portId"]): n for n, o in items.items()}
