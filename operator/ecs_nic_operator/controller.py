@@ -267,6 +267,27 @@ class Controller:
             and (o.spec.server_id or o.status_server or "").lower() == skey[1]
         ]
 
+    def _rivals(self, skey: ServerKey, key: Key) -> tuple[set[str], list[tuple[str, ...]], set[tuple[str, str]]]:
+        """What other attachments on this server own or may own: ports in their status or named by their
+        spec while their attach is unanswered, the known ports of unanswered plain-network intents, and the
+        (network, fixed IP) pairs unanswered ones asked for. Adoption must never take any of these."""
+        claimed = self._claimed(skey, key)
+        reserved_ips: set[tuple[str, str]] = set()
+        for k, o in self.objects.items():
+            if (
+                k == key
+                or o.port_id
+                or o.intent is None
+                or o.spec.cloud != skey[0]
+                or (o.spec.server_id or o.status_server or "").lower() != skey[1]
+            ):
+                continue
+            if o.spec.port_id:
+                claimed.add(o.spec.port_id)
+            elif o.spec.fixed_ip and o.spec.net_id:
+                reserved_ips.add((o.spec.net_id, o.spec.fixed_ip))
+        return claimed, self._unanswered(skey, key), reserved_ips
+
     async def _know_all(self) -> None:
         """Adoption weighs every other attachment's claim on a server's ports, but just after a start the watch
         may not have delivered them all yet: read them all once, before the first adoption decision."""
@@ -414,7 +435,7 @@ class Controller:
                 # An earlier attach may have reached the cloud without its answer being saved.
                 await self._know_all()
                 ports = await self.views.ports(client, skey, 0)
-                port = adoptable(spec, obj.intent, ports, self._claimed(skey, obj.key), self._unanswered(skey, obj.key))
+                port = adoptable(spec, obj.intent, ports, *self._rivals(skey, obj.key))
                 adopted = port is not None
             if port is None:
                 known: tuple[str, ...] | None = None
@@ -436,7 +457,7 @@ class Controller:
                     )
                 except errors.InUse:
                     ports = await self.views.ports(client, skey, 0)
-                    port = adoptable(spec, intent, ports, self._claimed(skey, obj.key), self._unanswered(skey, obj.key))
+                    port = adoptable(spec, intent, ports, *self._rivals(skey, obj.key))
                     if port is None:
                         raise
                     adopted = True
@@ -529,9 +550,7 @@ class Controller:
                 await self._know_all()
                 async with self.views.lock(skey):
                     ports = await self.views.ports(client, skey, 0)
-                    found = adoptable(
-                        obj.spec, obj.intent, ports, self._claimed(skey, obj.key), self._unanswered(skey, obj.key)
-                    )
+                    found = adoptable(obj.spec, obj.intent, ports, *self._rivals(skey, obj.key))
                 port_id = found.port_id if found else None
             if port_id is not None:
                 ports = await self.views.ports(client, skey, self.settings.poll_min / 2)

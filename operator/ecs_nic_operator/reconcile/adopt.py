@@ -20,6 +20,7 @@ def adoptable(
     ports: Mapping[str, InterfaceAttachment],
     claimed: Collection[str],
     others_known: Collection[Collection[str]] = (),
+    reserved_ips: Collection[tuple[str, str]] = (),
 ) -> InterfaceAttachment | None:
     """The port to adopt, or None. ``claimed`` are port IDs other attachments on this server own;
     ``others_known`` the known ports of other attachments on this server whose attach is unanswered too."""
@@ -34,7 +35,14 @@ def adoptable(
     if intent is None or intent.known_ports is None:
         return None
     known = set(intent.known_ports)
-    fresh = [p for p in candidates if p.port_id not in known]
+    # A port carrying the fixed IP another unanswered attachment on this server asked for is that one's,
+    # even though its answer was lost too: never take it as "the new port on our network".
+    reserved = set(reserved_ips)
+    fresh = [
+        p
+        for p in candidates
+        if p.port_id not in known and not any((p.net_id, ip.ip_address) in reserved for ip in p.fixed_ips)
+    ]
     # Another unanswered attach (a crash lost both answers) whose intent already knew one of these ports was
     # recorded after ours, so our POST had landed by then: ours is among the ports it knew, and those it
     # did not know may be its own.

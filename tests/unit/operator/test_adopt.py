@@ -65,3 +65,11 @@ def test_two_unanswered_attaches_on_one_server_each_adopt_their_own_port() -> No
     assert adoptable(spec(), y, here, set(), [x.known_ports]) == here["p2"]
     # y's attach never reached the cloud: x still takes only the port y knew.
     assert adoptable(spec(), x, ports(port("p0"), port("p1")), set(), [y.known_ports]) == port("p1")
+
+
+def test_plain_net_id_never_takes_the_port_of_another_unanswered_fixed_ip_attach() -> None:
+    # Both POSTs landed and both answers were lost: the port with 10.0.0.7 is the fixed-IP attachment's.
+    intent = Intent("t", ())
+    here = ports(port("fixed", ip="10.0.0.7"), port("plain", ip="10.0.0.8"))
+    assert adoptable(spec(), intent, here, set(), (), {(NET, "10.0.0.7")}) == here["plain"]
+    assert adoptable(spec(), intent, ports(port("fixed", ip="10.0.0.7")), set(), (), {(NET, "10.0.0.7")}) is None
