@@ -74,6 +74,11 @@ class Bench:
 
     # -- helpers -------------------------------------------------------------------------------------
 
+    def namespace(self, name: str) -> None:
+        client.CoreV1Api(self.api.api_client).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+        )
+
     def create(self, namespace: str, names_servers: Iterable[tuple[str, int]]) -> None:
         def one(item: tuple[str, int]) -> None:
             name, srv = item
@@ -143,8 +148,7 @@ class Bench:
     def single(self) -> None:
         say("run 3: one attachment on an idle system")
         ns = "bench-single"
-        core = client.CoreV1Api(self.api.api_client)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        self.namespace(ns)
         start = time.monotonic()
         self.create(ns, [("single", 0)])
         self.wait(lambda: all(self.is_ready(o) for o in self.list(ns)), 30, 0.02, "the single attachment")
@@ -157,9 +161,7 @@ class Bench:
         p = self.p
         say(f"run 1: {p.n} attachments over {p.servers} servers, applied at once")
         ns = "bench-burst"
-        client.CoreV1Api(self.api.api_client).create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
-        )
+        self.namespace(ns)
         self.sim.reset_counters()
         offset = self.audit_offset()
         start = time.monotonic()
@@ -215,9 +217,7 @@ class Bench:
         p = self.p
         say(f"run 4: {p.hold} attachments over {p.hold_servers} servers held Ready")
         ns = "bench-hold"
-        client.CoreV1Api(self.api.api_client).create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
-        )
+        self.namespace(ns)
         self.sim.reset_counters()
         start = time.monotonic()
         self.create(ns, ((f"hold-{i:05d}", i % p.hold_servers) for i in range(p.hold)))
