@@ -25,6 +25,7 @@ import kopf
 
 from ecs_nic_operator import conditions, metrics
 from ecs_nic_operator.cloud import errors
+from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.clouds import Cloud, Clouds
 from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
@@ -97,13 +98,7 @@ class Controller:
         new = Attachment.from_body(body)
         key = new.key
         if deleted:
-            self.objects.pop(key, None)
-            self.queue.forget(key)
-            self._attempts.pop(key, None)
-            self._polls.pop(key, None)
-            self._detaching.pop(key, None)
-            self._attached_at.pop(key, None)
-            self._seen.discard(key)
+            self._forget(key)
             return
         old = self.objects.get(key)
         if old is not None and int(old.resource_version or 0) > int(new.resource_version or 0):
@@ -120,6 +115,15 @@ class Controller:
             or old.uid != new.uid
         ):
             self.queue.schedule(key)
+
+    def _forget(self, key: Key) -> None:
+        self.objects.pop(key, None)
+        self.queue.forget(key)
+        self._attempts.pop(key, None)
+        self._polls.pop(key, None)
+        self._detaching.pop(key, None)
+        self._attached_at.pop(key, None)
+        self._seen.discard(key)
 
     def _cloud_changed(self, cloud: str) -> None:
         for key, obj in self.objects.items():
@@ -155,7 +159,7 @@ class Controller:
             log.exception("reconcile of %s/%s failed unexpectedly", *key)
             self.queue.schedule(key, backoff(self.settings, self._bump(key)))
         finally:
-            if key not in self._seen:
+            if key not in self._seen and key in self.objects:
                 self._seen.add(key)
                 metrics.RESUMED.inc()
             metrics.RECONCILES.labels(outcome).inc()
@@ -451,6 +455,8 @@ class Controller:
                     obj.namespace, obj.name, obj.resource_version, obj.finalizers, intent.dump()
                 )
                 obj = self._store(body)
+                if obj.key not in self.objects:
+                    raise Gone("deleted while its intent was being recorded")
                 try:
                     port = await client.attach(
                         skey[1], net_id=spec.net_id, port_id=spec.port_id, fixed_ip=spec.fixed_ip
@@ -473,21 +479,55 @@ class Controller:
             log.info("%s/%s: %s", obj.namespace, obj.name, message)
             metrics.ATTACHES.labels("adopted" if adopted else "created").inc()
             active = port.port_state == "ACTIVE"
-            await self._write(
-                obj,
-                status_from_port(skey[1], port),
-                [self._ready(skey, port), self._synced()],
-                event=(
-                    "Normal",
-                    "DriftRepaired" if repair else ("Adopted" if adopted else "Attached"),
-                    message,
-                ),
-            )
+            try:
+                await self._write(
+                    obj,
+                    status_from_port(skey[1], port),
+                    [self._ready(skey, port), self._synced()],
+                    event=(
+                        "Normal",
+                        "DriftRepaired" if repair else ("Adopted" if adopted else "Attached"),
+                        message,
+                    ),
+                )
+            except Gone:
+                await self._roll_back(obj, client, skey, port)
+                raise
         self._attempts.pop(obj.key, None)
         if active:
             self._schedule_resync(obj.key, skey)
         else:
             self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate))
+
+    async def _roll_back(self, obj: Attachment, client: EcsClient, skey: ServerKey, port: InterfaceAttachment) -> None:
+        """The resource vanished while its attach was under way, so nobody owns the NIC: take it off again.
+
+        Our intent patch adds the finalizer before the POST, yet the API server can still delete the object
+        without waiting for it: a DELETE that read the object before the patch (no finalizers then) removes
+        it after the patch landed (kubernetes/kubernetes#77988). Called with the server's lock held.
+        """
+        what = f"{obj.namespace}/{obj.name}"
+        if obj.spec.deletion_policy == "Orphan":
+            log.warning("%s was deleted while port %s was being attached; left attached (Orphan)", what, port.port_id)
+            return
+        log.warning("%s was deleted while port %s was being attached; detaching it", what, port.port_id)
+        for attempt in range(1, 8):
+            try:
+                await client.detach(skey[1], port.port_id)
+            except errors.NotFound:
+                pass
+            except errors.RetryableError as exc:
+                await asyncio.sleep(classify(exc, self.settings, attempt).delay)
+                continue
+            except errors.CloudError as exc:
+                log.error("%s: cannot detach port %s, which no resource owns: %s", what, port.port_id, exc)
+                break
+            self.views.drop(skey, port.port_id)
+            metrics.ROLLED_BACK.inc()
+            return
+        message = f"port {port.port_id} on server {skey[1]} was left attached: detach it by hand"
+        log.error("%s was deleted while its port was being attached; %s", what, message)
+        kopf.warn(obj.ref(), reason=Reason.DETACH_BLOCKED, message=message)  # type: ignore[arg-type]
 
     async def _cloud_error(
         self, obj: Attachment, cloud: Cloud, exc: errors.CloudError, detaching: bool = False
@@ -586,7 +626,8 @@ class Controller:
     def _store(self, body: dict[str, Any]) -> Attachment:
         obj = Attachment.from_body(body)
         current = self.objects.get(obj.key)
-        if current is None or int(current.resource_version or 0) <= int(obj.resource_version or 0):
+        # No current copy: its DELETED event came while this write was under way; do not bring it back.
+        if current is not None and int(current.resource_version or 0) <= int(obj.resource_version or 0):
             self.objects[obj.key] = obj
         return obj
 

@@ -51,6 +51,10 @@ ATTACHES = Counter(
     "NICs attached, by how: created by a POST, or adopted after an interrupted attach.",
     ["how"],
 )
+ROLLED_BACK = Counter(
+    "ecsnic_attach_rollbacks_total",
+    "NICs detached again because their resource was deleted while the attach was under way.",
+)
 DRIFT_REPAIRS = Counter(
     "ecsnic_drift_repairs_total",
     "NICs found detached out of band and attached again.",

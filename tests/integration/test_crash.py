@@ -107,3 +107,21 @@ def test_kill_with_another_nic_on_the_same_network_adopts_only_the_new_one(
     assert len(ports) == 2
     assert obj["status"]["portId"] in ports
     assert obj["status"]["portId"] != first["status"]["portId"]
+
+
+def test_resource_gone_while_its_attach_is_answered_leaves_no_nic(
+    kube: Kube, simulator: SimulatorProcess, operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    """The API server can delete an object even though our finalizer was added just before (a DELETE that
+    read it without finalizers), and a user can strip the finalizer by hand: either way the resource is gone
+    while the cloud is still answering its POST. The NIC must not stay behind with no resource to own it."""
+    simulator.behaviour(replyDelay=3.0)
+    try:
+        kube.create_attachment(namespace, "vanishing", {"serverId": server, "netId": NET_A})
+        wait_for(lambda: simulator.ports_of(server), timeout=30, what="the POST to reach the cloud")
+        kube.patch_attachment(namespace, "vanishing", {"metadata": {"finalizers": None}})
+        kube.delete_attachment(namespace, "vanishing")
+        wait_for(lambda: not kube.list_attachments(namespace), timeout=30, what="the resource gone")
+        wait_for(lambda: simulator.ports_of(server) == [], timeout=30, what="the orphaned NIC detached again")
+    finally:
+        simulator.behaviour(replyDelay=0)

@@ -55,7 +55,9 @@ def test_faults_converge_within_the_rate_ceiling(stack: Stack, profile: str) -> 
     stack.sim.behaviour(**{**QUIET, **PROFILES[profile]})
     try:
         for i, name in enumerate(names):
-            extra: dict[str, Any] = {"fixedIps": [{"ipAddress": f"10.30.{200 + i}.9"}]} if i % 3 == 1 else {}
+            # IPs of their own per profile: a failed profile's leftovers must not fail the next one with IpInUse.
+            ip = f"10.30.{200 + i}.{10 + list(PROFILES).index(profile)}"
+            extra: dict[str, Any] = {"fixedIps": [{"ipAddress": ip}]} if i % 3 == 1 else {}
             stack.create(ns, name, stack.spec(servers[i % 2], **extra))
         # Deleted while the faults last: some mid-attach, some before their first look.
         for name in sorted(doomed):
