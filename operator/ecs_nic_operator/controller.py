@@ -42,6 +42,8 @@ log = logging.getLogger("ecs_nic_operator.controller")
 
 # How old a server's cached port list may be to serve as the "what the server had" baseline of an attach.
 BASELINE_MAX_AGE = 30.0
+# How old a list showing a followed port ACTIVE may be to end the poll without another call.
+ACTIVE_SEEN_MAX_AGE = 15.0
 # After a start, how long a missing EcsCloud is taken for "not listed yet" rather than "does not exist".
 STARTUP_GRACE = 10.0
 
@@ -322,8 +324,13 @@ class Controller:
         # Half a period: fresh enough for a drift check, yet each round's phase-aligned look (a period after
         # the last) still lists, and after a restart a server's attachments, queued far apart, share one list.
         max_age = self.settings.poll_min * 2 if polling else self.settings.resync_period / 2
-        ports = await self.views.ports(cloud.client, skey, max_age)
+        ports = self.views.cached(skey, ACTIVE_SEEN_MAX_AGE) if polling else {}
         port = ports.get(obj.port_id)
+        if port is None or port.port_state != "ACTIVE":
+            # A list that already showed this port ACTIVE answers the poll (only a listing after the attach
+            # can show it ACTIVE), so a server's DOWN ports share one list however far apart they were polled.
+            ports = await self.views.ports(cloud.client, skey, max_age)
+            port = ports.get(obj.port_id)
         if port is None:
             # Not on the server any more: confirm with a fresh look before calling it drift.
             ports = await self.views.ports(cloud.client, skey, 0)

@@ -77,6 +77,13 @@ class ServerViews:
         future.set_result(result)
         return result
 
+    def cached(self, key: ServerKey, max_age: float) -> dict[str, InterfaceAttachment]:
+        """The last listed ports if that list was sent within max_age seconds, else nothing; never calls."""
+        view = self._views.get(key)
+        if view is None or not view.at or time.monotonic() - view.at > max_age:
+            return {}
+        return view.ports
+
     def note(self, key: ServerKey, port: InterfaceAttachment) -> None:
         """Our own attach's answer, so a cached view taken before it does not look like drift."""
         view = self._views.setdefault(key, _View())
