@@ -12,6 +12,10 @@ from ecs_nic_operator import __version__
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ecs_nic_operator import memory
+
+    memory.limit_arenas()  # before any thread starts (imports below may start some)
+
     import kopf
     from prometheus_client import start_http_server
 

@@ -9,12 +9,13 @@ writes at most three times from create to Ready (see controller.py). kopf still 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 
-from ecs_nic_operator import GROUP, __version__, metrics
+from ecs_nic_operator import GROUP, __version__, memory, metrics
 from ecs_nic_operator.config import ANNOTATION_PREFIX, Settings
 from ecs_nic_operator.controller import Controller
 from ecs_nic_operator.kube import Kube, load_config
@@ -27,6 +28,7 @@ class State:
 
     settings = Settings()
     controller: Controller | None = None
+    trimming: asyncio.Task[None] | None = None
 
 
 @kopf.on.startup()
@@ -56,13 +58,19 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.loggers = False
     settings.networking.request_timeout = 60
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    # kopf keeps a worker task per object until it has been idle this long; a creation wave of thousands
+    # would otherwise hold thousands of them (and their memory) for the default 5 s after each event.
+    settings.batching.idle_timeout = 1.0
     State.controller = Controller(Kube(load_config()), own)
+    State.trimming = asyncio.create_task(memory.trim_forever(), name="malloc-trim")
     metrics.OPERATOR_INFO.info({"version": __version__})
     log.info("ecs-nic-operator %s started (resync every %.0f s)", __version__, own.resync_period)
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    if State.trimming is not None:
+        State.trimming.cancel()
     if State.controller is not None:
         await State.controller.stop()
 
