@@ -109,6 +109,8 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
     # kopf's own per-event chatter is DEBUG-worthy at 10,000 objects.
     logging.getLogger("kopf").setLevel(max(logging.getLevelName(level.upper()), logging.INFO))
+    # Above all its "Handler 'attachment_event' succeeded." for every watch event (two lines per event).
+    logging.getLogger("kopf.objects").setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
