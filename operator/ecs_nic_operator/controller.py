@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -44,6 +45,9 @@ log = logging.getLogger("ecs_nic_operator.controller")
 BASELINE_MAX_AGE = 30.0
 # How old a list showing a followed port ACTIVE may be to end the poll without another call.
 ACTIVE_SEEN_MAX_AGE = 15.0
+# How much later than usual an attachment followed by another attach on its server looks itself (the
+# last one's look usually answers for it first).
+RUN_FALLBACK = 10.0
 # After a start, how long a missing EcsCloud is taken for "not listed yet" rather than "does not exist".
 STARTUP_GRACE = 10.0
 
@@ -65,8 +69,12 @@ class Controller:
         self._waiting: dict[ServerKey, set[Key]] = defaultdict(set)  # attachments following a DOWN port
         self._activation_estimate = 1.0  # seconds from attach to ACTIVE, learnt from what we observe
         self._attached_at: dict[Key, float] = {}
-        self._detaching: dict[Key, str] = {}
+        self._detaching: dict[Key, tuple[str, float]] = {}  # port, when its DELETE was answered
+        self._detach_estimate = 1.0  # seconds from a DELETE's answer to the port gone from the list
         self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
+        # New attachments not looked at yet, by server: after one attaches, the next on its server is taken
+        # out of turn, so a server's attaches come back to back and share one baseline list and one poll.
+        self._fresh: dict[ServerKey, dict[Key, None]] = defaultdict(dict)
         self._started_at = time.monotonic()
         self._resync_task: asyncio.Task[None] | None = None
         self._listed = False  # every watched attachment read once (see _know_all)
@@ -106,6 +114,10 @@ class Controller:
         if old is not None and int(old.resource_version or 0) > int(new.resource_version or 0):
             return  # an event older than the patch answer we already hold
         self.objects[key] = new
+        if old is None and not new.port_id and new.intent is None and not new.deleting:
+            skey = self._fresh_key(new)
+            if skey is not None:
+                self._fresh[skey][key] = None
         # Our own writes come back as events too (status, and finalizer + intent, whose event may even beat
         # the write's answer); only what a user changed needs a look now.
         if (
@@ -118,7 +130,34 @@ class Controller:
         ):
             self.queue.schedule(key)
 
+    @staticmethod
+    def _fresh_key(obj: Attachment) -> ServerKey | None:
+        return (obj.spec.cloud, obj.spec.server_id.lower()) if obj.spec.server_id else None
+
+    def _not_fresh(self, obj: Attachment) -> None:
+        skey = self._fresh_key(obj)
+        fresh = self._fresh.get(skey) if skey is not None else None
+        if fresh is not None and skey is not None:
+            fresh.pop(obj.key, None)
+            if not fresh:
+                del self._fresh[skey]
+
+    def _next_on_server(self, skey: ServerKey) -> bool:
+        """Take the next new attachment on this server out of turn; False when there is none."""
+        fresh = self._fresh.get(skey)
+        while fresh:
+            key = next(iter(fresh))
+            del fresh[key]
+            if key in self.objects and key not in self._seen:
+                self.queue.schedule(key, front=True)
+                return True
+        self._fresh.pop(skey, None)
+        return False
+
     def _forget(self, key: Key) -> None:
+        obj = self.objects.get(key)
+        if obj is not None:
+            self._not_fresh(obj)
         self.objects.pop(key, None)
         self.queue.forget(key)
         self._attempts.pop(key, None)
@@ -140,8 +179,12 @@ class Controller:
             return
         started = time.monotonic()
         outcome = "ok"
+        if key not in self._seen:
+            self._not_fresh(obj)
         try:
-            if obj.deleting:
+            if obj.deleting and obj.paused and obj.has_finalizer and obj.spec.deletion_policy != "Orphan":
+                await self._paused_deletion(obj)
+            elif obj.deleting:
                 await self._finalize(obj)
             elif obj.paused:
                 await self._paused(obj)
@@ -176,6 +219,19 @@ class Controller:
             obj,
             None,
             [Condition(SYNCED, False, Reason.PAUSED, 'the ecsnic.io/paused annotation is "true": no cloud calls')],
+        )
+
+    async def _paused_deletion(self, obj: Attachment) -> None:
+        """Paused means no cloud calls, the detach included: say what the deletion waits for and the ways out."""
+        message = (
+            'deletion waits: the ecsnic.io/paused annotation is "true", so the NIC is not detached. Remove the '
+            "annotation to detach, or set spec.deletionPolicy: Orphan to delete and leave the NIC attached"
+        )
+        await self._write(
+            obj,
+            None,
+            [Condition(READY, False, Reason.PAUSED, message), Condition(SYNCED, False, Reason.PAUSED, message)],
+            event=("Warning", Reason.PAUSED, message),
         )
 
     # -- resolving the cloud and the server ----------------------------------------------------------
@@ -501,8 +557,13 @@ class Controller:
                 await self._roll_back(obj, client, skey, port)
                 raise
         self._attempts.pop(obj.key, None)
+        more = self._next_on_server(skey)
         if active:
             self._schedule_resync(obj.key, skey)
+        elif more:
+            # The last of this server's run of attaches polls for all: its list wakes the others (see
+            # _wake_siblings). This later look is only the fallback should the run stop before its end.
+            self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate) + RUN_FALLBACK)
         else:
             self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate))
 
@@ -541,6 +602,13 @@ class Controller:
     ) -> None:
         verdict = classify(exc, self.settings, self._bump(obj.key))
         if isinstance(exc, errors.AuthError):
+            spec = cloud.spec
+            # The attachment's user may not own the EcsCloud: name what to fix and where it lives.
+            where = (
+                f"EcsCloud {spec.name!r} credentials (Secret {spec.secret_namespace}/{spec.secret_name}, "
+                f"type {spec.credentials_type}) rejected: "
+            )
+            verdict = dataclasses.replace(verdict, message=where + verdict.message)
             self.clouds.credentials_rejected(cloud.spec.name, str(exc))
         obj = self.objects.get(obj.key, obj)
         ready_now = conditions.get(obj.status, READY)
@@ -600,24 +668,37 @@ class Controller:
                     found = adoptable(obj.spec, obj.intent, ports, *self._rivals(skey, obj.key))
                 port_id = found.port_id if found else None
             if port_id is not None:
-                ports = await self.views.ports(client, skey, self.settings.poll_min / 2)
-                if port_id in ports:
-                    if self._detaching.get(obj.key) != port_id:
-                        async with self.views.lock(skey):
-                            with contextlib.suppress(errors.NotFound):
-                                await client.detach(server, port_id)
-                        self._detaching[obj.key] = port_id
-                        message = f"detaching port {port_id} from server {server}"
-                        await self._write(
-                            obj,
-                            None,
-                            [Condition(READY, False, Reason.DETACHING, message), self._synced()],
-                            event=("Normal", "Detaching", message),
-                        )
+                detaching = self._detaching.get(obj.key)
+                if detaching is None or detaching[0] != port_id:
+                    # Straight to the DELETE: a port already gone answers 404, which the next look confirms.
+                    async with self.views.lock(skey):
+                        with contextlib.suppress(errors.NotFound):
+                            await client.detach(server, port_id)
+                    self._detaching[obj.key] = (port_id, time.monotonic())
+                    self._polls[obj.key] = 0
+                    message = f"detaching port {port_id} from server {server}"
+                    await self._write(
+                        obj,
+                        None,
+                        [Condition(READY, False, Reason.DETACHING, message), self._synced()],
+                        event=("Normal", "Detaching", message),
+                    )
+                    self.queue.schedule(obj.key, max(self.settings.poll_min, self._detach_estimate))
+                    return
+                answered = detaching[1]
+                # Any list sent after the DELETE was answered that no longer shows the port settles it, so a
+                # server's detaching ports share one list; otherwise look now.
+                seen = self.views.listed_since(skey, answered)
+                if seen is None or port_id in seen:
+                    max_age = min(self.settings.poll_min / 2, time.monotonic() - answered)
+                    seen = await self.views.ports(client, skey, max_age)
+                if port_id in seen:
                     polls = self._polls.get(obj.key, 0) + 1
                     self._polls[obj.key] = polls
                     self.queue.schedule(obj.key, self._poll_delay(polls))
                     return
+                observed = time.monotonic() - answered
+                self._detach_estimate = min(10.0, max(0.2, 0.8 * self._detach_estimate + 0.2 * observed))
                 self.views.drop(skey, port_id)
                 detached = f"port {port_id} detached from server {server}"
                 kopf.info(obj.ref(), reason="Detached", message=detached)  # type: ignore[arg-type]

@@ -84,6 +84,13 @@ class ServerViews:
             return {}
         return view.ports
 
+    def listed_since(self, key: ServerKey, moment: float) -> dict[str, InterfaceAttachment] | None:
+        """The last listed ports if that list was sent at or after moment (monotonic), else None; never calls."""
+        view = self._views.get(key)
+        if view is None or not view.at or view.at < moment:
+            return None
+        return view.ports
+
     def note(self, key: ServerKey, port: InterfaceAttachment) -> None:
         """Our own attach's answer, so a cached view taken before it does not look like drift."""
         view = self._views.setdefault(key, _View())

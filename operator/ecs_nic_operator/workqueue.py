@@ -35,9 +35,10 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._due)
 
-    def schedule(self, key: K, delay: float = 0.0) -> None:
-        """Run key after delay seconds; an earlier schedule for the same key wins."""
-        when = time.monotonic() + max(0.0, delay)
+    def schedule(self, key: K, delay: float = 0.0, front: bool = False) -> None:
+        """Run key after delay seconds; an earlier schedule for the same key wins. front: before every key
+        already due (in the order such calls were made)."""
+        when = 0.0 if front else time.monotonic() + max(0.0, delay)
         if key in self._active:
             self._again[key] = min(when, self._again.get(key, when))
             return

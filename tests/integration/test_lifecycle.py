@@ -182,6 +182,19 @@ def test_paused_resource_makes_no_cloud_calls(
     assert obj["status"]["portId"]
     assert calls  # sanity: the counter endpoint works
 
+    # Paused again and deleted: no detach call either. The resource waits, saying why and how to go on.
+    kube.patch_attachment(namespace, "paused", {"metadata": {"annotations": {"ecsnic.io/paused": "true"}}})
+    wait_for(lambda: with_reason(kube, namespace, "paused", "Synced", "ReconcilePaused"), timeout=30, what="paused")
+    kube.delete_attachment(namespace, "paused")
+    waiting = wait_for(
+        lambda: with_reason(kube, namespace, "paused", "Ready", "ReconcilePaused"), timeout=30, what="deletion waits"
+    )
+    assert "Remove the annotation" in condition(waiting, "Ready")["message"]  # type: ignore[index]
+    assert len(simulator.ports_of(server)) == 1
+    kube.patch_attachment(namespace, "paused", {"metadata": {"annotations": {"ecsnic.io/paused": None}}})
+    wait_for(lambda: not kube.list_attachments(namespace), timeout=30, what="deleted once unpaused")
+    assert simulator.ports_of(server) == []
+
 
 def test_unknown_network_ends_in_condition_with_bounded_calls(
     kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, namespace: str, server: str

@@ -165,7 +165,7 @@ def test_cloud_side_errors_end_in_specific_conditions_with_bounded_calls_and_rec
         Case(
             "bad-credentials",
             ("CredentialsRejected", "CloudNotReady"),
-            ("authentication",),
+            ("authentication", bad),
             lambda: apply_cloud(kube, bad, sim.url, secret={"token": TOKEN}),
             spec={**stack.spec(seeded(8)), "cloudRef": {"name": bad}},
         )

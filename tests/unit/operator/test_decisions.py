@@ -95,3 +95,29 @@ async def test_work_queue_dedupes_delays_and_never_runs_a_key_twice_at_once() ->
     assert [k for k, _ in runs].count("a") == 2
     b_at = next(t for k, t in runs if k == "b") - start
     assert 0.09 <= b_at < 0.3
+
+
+async def test_front_of_the_queue_goes_before_everything_already_due() -> None:
+    order: list[str] = []
+    gate = asyncio.Event()
+    done = asyncio.Event()
+
+    async def process(key: str) -> None:
+        if key == "blocker":
+            await gate.wait()  # holds the only worker while the rest is queued
+        order.append(key)
+        if len(order) == 5:
+            done.set()
+
+    queue: WorkQueue[str] = WorkQueue(process, workers=1)
+    queue.start()
+    queue.schedule("blocker")
+    await asyncio.sleep(0.05)
+    for key in ("due-1", "due-2"):
+        queue.schedule(key)
+    queue.schedule("front-1", 0.5, front=True)  # front wins over its own later time too
+    queue.schedule("front-2", front=True)
+    gate.set()
+    await asyncio.wait_for(done.wait(), 5)
+    await queue.stop()
+    assert order == ["blocker", "front-1", "front-2", "due-1", "due-2"]
