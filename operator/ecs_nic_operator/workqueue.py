@@ -75,8 +75,10 @@ class WorkQueue(Generic[K]):
                 if self._due.get(key) != when:
                     continue  # superseded by an earlier schedule, or forgotten
                 del self._due[key]
-                await self._slots.acquire()
+                # Taken before waiting for a worker: a schedule() meanwhile must queue a rerun (_again), not
+                # a second heap entry that this loop would start alongside the first.
                 self._active.add(key)
+                await self._slots.acquire()
                 task = asyncio.create_task(self._one(key))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

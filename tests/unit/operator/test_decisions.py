@@ -121,3 +121,40 @@ async def test_front_of_the_queue_goes_before_everything_already_due() -> None:
     await asyncio.wait_for(done.wait(), 5)
     await queue.stop()
     assert order == ["blocker", "front-1", "front-2", "due-1", "due-2"]
+
+
+async def test_a_key_scheduled_while_it_waits_for_a_worker_never_runs_twice_at_once() -> None:
+    running: set[str] = set()
+    overlap: list[str] = []
+    runs: list[str] = []
+    gates = {"b1": asyncio.Event(), "b2": asyncio.Event()}
+    done = asyncio.Event()
+
+    async def process(key: str) -> None:
+        if key in running:
+            overlap.append(key)
+        running.add(key)
+        if key in gates:
+            await gates[key].wait()
+        else:
+            await asyncio.sleep(0.2)
+        running.discard(key)
+        runs.append(key)
+        if runs.count("x") == 2:
+            done.set()
+
+    queue: WorkQueue[str] = WorkQueue(process, workers=2)
+    queue.start()
+    queue.schedule("b1")
+    queue.schedule("b2")
+    await asyncio.sleep(0.02)  # both workers busy
+    queue.schedule("x")
+    await asyncio.sleep(0.02)  # the dispatcher has taken x and waits for a worker
+    queue.schedule("x")  # e.g. a sibling's list woke it
+    gates["b1"].set()
+    await asyncio.sleep(0.05)  # x runs on the freed worker
+    gates["b2"].set()  # a second worker frees up while x still runs
+    await asyncio.wait_for(done.wait(), 5)
+    await queue.stop()
+    assert overlap == []
+    assert runs.count("x") == 2
