@@ -12,6 +12,7 @@ peak call rate). Prints a table, writes bench/results/latest.json and a Ready-ov
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import os
 import platform
@@ -120,9 +121,11 @@ class Bench:
             time.sleep(interval)
         raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
-    def audit_writes(self, since: int) -> tuple[int, int]:
-        """(attachment writes by the operator, Events created) in the audit log after byte offset since."""
+    def audit_writes(self, since: int) -> tuple[int, int, dict[str, builtins.list[str]]]:
+        """(attachment writes by the operator, Events created, the writes of each attachment that had more
+        than three) in the audit log after byte offset since."""
         patches = events = 0
+        per_object: dict[str, builtins.list[str]] = {}
         with open(self.cp.audit_log, "rb") as log:
             log.seek(since)
             for line in log:
@@ -132,9 +135,12 @@ class Bench:
                     continue
                 if ref.get("resource") == PLURAL and entry.get("verb") in ("patch", "update"):
                     patches += 1
+                    code = (entry.get("responseStatus") or {}).get("code")
+                    what = f"{entry['verb']} {ref.get('subresource') or 'object'} {code}"
+                    per_object.setdefault(str(ref.get("name")), []).append(what)
                 elif ref.get("resource") == "events" and entry.get("verb") in ("create", "patch"):
                     events += 1
-        return patches, events
+        return patches, events, {name: w for name, w in per_object.items() if len(w) > 3}
 
     def audit_offset(self) -> int:
         return self.cp.audit_log.stat().st_size if self.cp.audit_log.exists() else 0
@@ -178,7 +184,10 @@ class Bench:
         total = time.monotonic() - start
         state = self.sim.state()
         calls = sum(state["calls"].values())
-        writes, events = self.audit_writes(offset)
+        writes, events, over = self.audit_writes(offset)
+        reasons: dict[str, int] = {}
+        for event in client.CoreV1Api(self.api.api_client).list_namespaced_event(ns).items:
+            reasons[event.reason] = reasons.get(event.reason, 0) + (event.count or 1)
         bound = max(2 * p.n / p.qps, p.active_after)
         nics = sum(len(v) for k, v in state["servers"].items() if int(k.rsplit("-", 1)[1]) < p.servers)
         self.results.update(
@@ -191,6 +200,9 @@ class Bench:
                 "ratio": round(total / bound, 3),
                 "k8s_writes_per_attach": round(writes / p.n, 3),
                 "k8s_events_per_attach": round(events / p.n, 3),
+                "k8s_event_reasons": reasons,
+                "k8s_writes_over_3": len(over),
+                "k8s_writes_over_3_sample": dict(sorted(over.items())[:5]),
                 "cloud_calls_per_attach": round(calls / p.n, 3),
                 "cloud_calls_by_kind": state["calls"],
                 "peak_qps_run1": state["peakCallsPerSecond"],
