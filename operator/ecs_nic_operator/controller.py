@@ -128,7 +128,7 @@ class Controller:
             or (old.has_finalizer and not new.has_finalizer)
             or old.uid != new.uid
         ):
-            self.queue.schedule(key)
+            self.queue.schedule(key, new=old is None)
 
     @staticmethod
     def _fresh_key(obj: Attachment) -> ServerKey | None:
@@ -362,7 +362,7 @@ class Controller:
                 new = Attachment.from_body(body)
                 if new.key not in self.objects:
                     self.objects[new.key] = new
-                    self.queue.schedule(new.key)  # its own watch event may now look like nothing changed
+                    self.queue.schedule(new.key, new=True)  # its own watch event may now look like nothing changed
             self._listed = True
 
     def _claimed(self, skey: ServerKey, key: Key) -> set[str]:

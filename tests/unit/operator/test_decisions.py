@@ -128,7 +128,6 @@ async def test_a_key_scheduled_while_it_waits_for_a_worker_never_runs_twice_at_o
     overlap: list[str] = []
     runs: list[str] = []
     gates = {"b1": asyncio.Event(), "b2": asyncio.Event()}
-    done = asyncio.Event()
 
     async def process(key: str) -> None:
         if key in running:
@@ -141,20 +140,50 @@ async def test_a_key_scheduled_while_it_waits_for_a_worker_never_runs_twice_at_o
         running.discard(key)
         runs.append(key)
         if runs.count("x") == 2:
-            done.set()
+            twice.set()
 
+    twice = asyncio.Event()
     queue: WorkQueue[str] = WorkQueue(process, workers=2)
     queue.start()
     queue.schedule("b1")
     queue.schedule("b2")
     await asyncio.sleep(0.02)  # both workers busy
     queue.schedule("x")
-    await asyncio.sleep(0.02)  # the dispatcher has taken x and waits for a worker
+    await asyncio.sleep(0.02)  # x is due and waits for a worker
     queue.schedule("x")  # e.g. a sibling's list woke it
     gates["b1"].set()
     await asyncio.sleep(0.05)  # x runs on the freed worker
+    queue.schedule("x")  # while it runs: once more, after this run
     gates["b2"].set()  # a second worker frees up while x still runs
-    await asyncio.wait_for(done.wait(), 5)
+
+    await asyncio.wait_for(twice.wait(), 5)
     await queue.stop()
     assert overlap == []
-    assert runs.count("x") == 2
+    assert runs.count("x") == 2  # the run it was due for, and the one asked for while it ran
+
+
+async def test_due_keys_of_the_main_lane_go_before_first_looks() -> None:
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def process(key: str) -> None:
+        if key == "blocker":
+            await gate.wait()
+        order.append(key)
+        if len(order) == 4:
+            drained.set()
+
+    drained = asyncio.Event()
+    queue: WorkQueue[str] = WorkQueue(process, workers=1)
+    queue.start()
+    queue.schedule("blocker")
+    await asyncio.sleep(0.02)
+    for key in ("new-1", "new-2"):
+        queue.schedule(key, new=True)
+    await asyncio.sleep(0.02)
+    queue.schedule("poll")  # due later than the new ones, yet first once a worker is free
+    gate.set()
+
+    await asyncio.wait_for(drained.wait(), 5)
+    await queue.stop()
+    assert order == ["blocker", "poll", "new-1", "new-2"]
