@@ -36,7 +36,7 @@ class Settings:
     backoff_max: float = field(default_factory=lambda: _env_float("ECSNIC_BACKOFF_MAX", 120.0))
     # Waiting on Kubernetes-side prerequisites (EcsCloud missing or not Ready, Node missing).
     dependency_retry: float = field(default_factory=lambda: _env_float("ECSNIC_DEPENDENCY_RETRY", 60.0))
-    workers: int = 32
+    workers: int = field(default_factory=lambda: int(_env_float("ECSNIC_WORKERS", 32)))
     cloud_timeout: float = field(default_factory=lambda: _env_float("ECSNIC_CLOUD_TIMEOUT", 10.0))
     default_qps: float = 10.0
     default_burst: int = 20

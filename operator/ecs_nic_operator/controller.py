@@ -67,8 +67,9 @@ class Controller:
         self._attempts: dict[Key, int] = defaultdict(int)
         self._polls: dict[Key, int] = {}
         self._waiting: dict[ServerKey, set[Key]] = defaultdict(set)  # attachments following a DOWN port
-        self._activation_estimate = 1.0  # seconds from attach to ACTIVE, learnt from what we observe
-        self._attached_at: dict[Key, float] = {}
+        # When to take the first look after an attach: learnt from whether first looks find the port ACTIVE.
+        self._activation_estimate = 1.0
+        self._timed: dict[Key, float] = {}  # attachments whose next look is a first look, and when attached
         self._detaching: dict[Key, tuple[str, float]] = {}  # port, when its DELETE was answered
         self._detach_estimate = 1.0  # seconds from a DELETE's answer to the port gone from the list
         self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
@@ -163,7 +164,7 @@ class Controller:
         self._attempts.pop(key, None)
         self._polls.pop(key, None)
         self._detaching.pop(key, None)
-        self._attached_at.pop(key, None)
+        self._timed.pop(key, None)
         self._seen.discard(key)
 
     def _cloud_changed(self, cloud: str) -> None:
@@ -397,11 +398,17 @@ class Controller:
         self._wake_siblings(obj.key, skey, ports)
         self._attempts.pop(obj.key, None)
         active = port.port_state == "ACTIVE"
+        attached = self._timed.pop(obj.key, None)
+        if attached is not None:
+            # A first look that finds the port DOWN proves activation takes longer than that look came: move
+            # up to it. One that finds it ACTIVE may have come later than needed: shorten a little. (Learning
+            # the time until ACTIVE was seen would feed every wait, ours too, back in and run up to the cap.)
+            if active:
+                estimate = self._activation_estimate * 0.97
+            else:
+                estimate = max(self._activation_estimate, 1.1 * (time.monotonic() - attached))
+            self._activation_estimate = min(10.0, max(0.2, estimate))
         if active:
-            attached = self._attached_at.pop(obj.key, None)
-            if attached is not None:
-                observed = time.monotonic() - attached
-                self._activation_estimate = min(10.0, max(0.2, 0.8 * self._activation_estimate + 0.2 * observed))
             self._polls.pop(obj.key, None)
             self._forget_waiting(skey, obj.key)
             ready = self._ready(skey, port)
@@ -428,11 +435,14 @@ class Controller:
                 other != key
                 and not obj.deleting
                 and obj.port_id in ports
-                and ports[obj.port_id].port_state == "ACTIVE"
                 and obj.status_server == skey[1]
                 and obj.spec.cloud == skey[0]
             ):
-                self.queue.schedule(other)
+                if ports[obj.port_id].port_state == "ACTIVE":
+                    self.queue.schedule(other)
+                else:
+                    # Still DOWN: its own poll comes at the usual pace, not at the fallback of a run of attaches.
+                    self.queue.schedule(other, self._poll_delay(self._polls.get(other, 0) + 1))
 
     def _forget_waiting(self, skey: ServerKey, key: Key) -> None:
         waiting = self._waiting.get(skey)
@@ -534,7 +544,6 @@ class Controller:
                     # The call may or may not have reached the cloud: the intent makes the next try adopt.
                     raise
                 self.views.note(skey, port)
-            self._attached_at[obj.key] = time.monotonic()
             self._polls[obj.key] = 0
             self._waiting[skey].add(obj.key)
             verb = "adopted" if adopted else ("re-attached" if repair else "attached")
@@ -565,6 +574,7 @@ class Controller:
             # _wake_siblings). This later look is only the fallback should the run stop before its end.
             self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate) + RUN_FALLBACK)
         else:
+            self._timed[obj.key] = time.monotonic()
             self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate))
 
     async def _roll_back(self, obj: Attachment, client: EcsClient, skey: ServerKey, port: InterfaceAttachment) -> None:
