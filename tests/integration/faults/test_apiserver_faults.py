@@ -18,7 +18,7 @@ COUNT = 16 if FULL else 8
 
 def test_apiserver_restart_mid_run_needs_no_operator_restart(stack: Stack) -> None:
     ns = stack.new_namespace("flt-apiserver")
-    servers = [stack.new_server() for _ in range(2)]
+    servers = [stack.new_server(max_nics=2 * COUNT) for _ in range(2)]  # room for both waves (full: 16 each)
     pid = stack.op.proc.pid if stack.op.proc else None
     first = [f"first-{i}" for i in range(COUNT)]
     stack.sim.behaviour(replyDelay=0.3)  # attaches are in flight when the API server goes away
