@@ -317,39 +317,29 @@ class Controller:
         except errors.CloudError as exc:
             await self._cloud_error(obj, cloud, exc)
 
-    def _unanswered(self, skey: ServerKey, key: Key) -> list[tuple[str, ...]]:
-        """Known ports of other attachments on this server with an intent but no port saved (see adoptable)."""
-        return [
-            o.intent.known_ports
-            for k, o in self.objects.items()
-            if k != key
-            and not o.port_id
-            and o.intent is not None
-            and o.intent.known_ports is not None
-            and o.spec.cloud == skey[0]
-            and (o.spec.server_id or o.status_server or "").lower() == skey[1]
-        ]
-
     def _rivals(self, skey: ServerKey, key: Key) -> tuple[set[str], list[tuple[str, ...]], set[tuple[str, str]]]:
         """What other attachments on this server own or may own: ports in their status or named by their
         spec while their attach is unanswered, the known ports of unanswered plain-network intents, and the
         (network, fixed IP) pairs unanswered ones asked for. Adoption must never take any of these."""
-        claimed = self._claimed(skey, key)
+        claimed: set[str] = set()
+        others_known: list[tuple[str, ...]] = []
         reserved_ips: set[tuple[str, str]] = set()
         for k, o in self.objects.items():
-            if (
-                k == key
-                or o.port_id
-                or o.intent is None
-                or o.spec.cloud != skey[0]
-                or (o.spec.server_id or o.status_server or "").lower() != skey[1]
-            ):
+            if k == key or o.spec.cloud != skey[0]:
+                continue
+            if o.port_id:
+                if o.status_server == skey[1]:
+                    claimed.add(o.port_id)
+                continue
+            if o.intent is None or (o.spec.server_id or o.status_server or "").lower() != skey[1]:
                 continue
             if o.spec.port_id:
                 claimed.add(o.spec.port_id)
             elif o.spec.fixed_ip and o.spec.net_id:
                 reserved_ips.add((o.spec.net_id, o.spec.fixed_ip))
-        return claimed, self._unanswered(skey, key), reserved_ips
+            if o.intent.known_ports is not None:
+                others_known.append(o.intent.known_ports)
+        return claimed, others_known, reserved_ips
 
     async def _know_all(self) -> None:
         """Adoption weighs every other attachment's claim on a server's ports, but just after a start the watch
@@ -365,13 +355,6 @@ class Controller:
                     self.objects[new.key] = new
                     self.queue.schedule(new.key, new=True)  # its own watch event may now look like nothing changed
             self._listed = True
-
-    def _claimed(self, skey: ServerKey, key: Key) -> set[str]:
-        return {
-            o.port_id
-            for k, o in self.objects.items()
-            if k != key and o.port_id and o.status_server == skey[1] and o.spec.cloud == skey[0]
-        }
 
     async def _follow(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
         assert cloud.client is not None and obj.port_id

@@ -79,10 +79,7 @@ class ServerViews:
 
     def cached(self, key: ServerKey, max_age: float) -> dict[str, InterfaceAttachment]:
         """The last listed ports if that list was sent within max_age seconds, else nothing; never calls."""
-        view = self._views.get(key)
-        if view is None or not view.at or time.monotonic() - view.at > max_age:
-            return {}
-        return view.ports
+        return self.listed_since(key, time.monotonic() - max_age) or {}
 
     def listed_since(self, key: ServerKey, moment: float) -> dict[str, InterfaceAttachment] | None:
         """The last listed ports if that list was sent at or after moment (monotonic), else None; never calls."""
