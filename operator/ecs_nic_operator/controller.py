@@ -34,6 +34,7 @@ from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Conflict, Gone, Kube
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.errors import backoff, classify
+from ecs_nic_operator.reconcile.timing import FirstLook
 from ecs_nic_operator.resources import Attachment, Intent, Key, status_from_port
 from ecs_nic_operator.servers import ServerKey, ServerViews
 from ecs_nic_operator.workqueue import WorkQueue
@@ -67,11 +68,10 @@ class Controller:
         self._attempts: dict[Key, int] = defaultdict(int)
         self._polls: dict[Key, int] = {}
         self._waiting: dict[ServerKey, set[Key]] = defaultdict(set)  # attachments following a DOWN port
-        # When to take the first look after an attach: learnt from whether first looks find the port ACTIVE.
-        self._activation_estimate = 1.0
+        self._activation = FirstLook()  # when to look after an attach
         self._timed: dict[Key, float] = {}  # attachments whose next look is a first look, and when attached
         self._detaching: dict[Key, tuple[str, float]] = {}  # port, when its DELETE was answered
-        self._detach_estimate = 1.0  # seconds from a DELETE's answer to the port gone from the list
+        self._detach = FirstLook()  # when to look after a DELETE was answered
         self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
         # New attachments not looked at yet, by server: after one attaches, the next on its server is taken
         # out of turn, so a server's attaches come back to back and share one baseline list and one poll.
@@ -383,14 +383,7 @@ class Controller:
         active = port.port_state == "ACTIVE"
         attached = self._timed.pop(obj.key, None)
         if attached is not None:
-            # A first look that finds the port DOWN proves activation takes longer than that look came: move
-            # up to it. One that finds it ACTIVE may have come later than needed: shorten a little. (Learning
-            # the time until ACTIVE was seen would feed every wait, ours too, back in and run up to the cap.)
-            if active:
-                estimate = self._activation_estimate * 0.97
-            else:
-                estimate = max(self._activation_estimate, 1.1 * (time.monotonic() - attached))
-            self._activation_estimate = min(10.0, max(0.2, estimate))
+            self._activation.seen(active, time.monotonic() - attached)
         if active:
             self._polls.pop(obj.key, None)
             self._forget_waiting(skey, obj.key)
@@ -555,10 +548,10 @@ class Controller:
         elif more:
             # The last of this server's run of attaches polls for all: its list wakes the others (see
             # _wake_siblings). This later look is only the fallback should the run stop before its end.
-            self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate) + RUN_FALLBACK)
+            self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation.delay) + RUN_FALLBACK)
         else:
             self._timed[obj.key] = time.monotonic()
-            self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation_estimate))
+            self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation.delay))
 
     async def _roll_back(self, obj: Attachment, client: EcsClient, skey: ServerKey, port: InterfaceAttachment) -> None:
         """The resource vanished while its attach was under way, so nobody owns the NIC: take it off again.
@@ -676,7 +669,7 @@ class Controller:
                         [Condition(READY, False, Reason.DETACHING, message), self._synced()],
                         event=("Normal", "Detaching", message),
                     )
-                    self.queue.schedule(obj.key, max(self.settings.poll_min, self._detach_estimate))
+                    self.queue.schedule(obj.key, max(self.settings.poll_min, self._detach.delay))
                     return
                 answered = detaching[1]
                 # Any list sent after the DELETE was answered that no longer shows the port settles it, so a
@@ -685,13 +678,13 @@ class Controller:
                 if seen is None or port_id in seen:
                     max_age = min(self.settings.poll_min / 2, time.monotonic() - answered)
                     seen = await self.views.ports(client, skey, max_age)
+                polls = self._polls.get(obj.key, 0)
+                if polls == 0:
+                    self._detach.seen(port_id not in seen, time.monotonic() - answered)
                 if port_id in seen:
-                    polls = self._polls.get(obj.key, 0) + 1
-                    self._polls[obj.key] = polls
-                    self.queue.schedule(obj.key, self._poll_delay(polls))
+                    self._polls[obj.key] = polls + 1
+                    self.queue.schedule(obj.key, self._poll_delay(polls + 1))
                     return
-                observed = time.monotonic() - answered
-                self._detach_estimate = min(10.0, max(0.2, 0.8 * self._detach_estimate + 0.2 * observed))
                 self.views.drop(skey, port_id)
                 detached = f"port {port_id} detached from server {server}"
                 kopf.info(obj.ref(), reason="Detached", message=detached)  # type: ignore[arg-type]
