@@ -14,6 +14,7 @@ import yaml
 
 from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, repo_root
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
+from ecs_nic_operator.devenv.tools import use_virtualenv_tools
 
 
 def say(text: str) -> None:
@@ -55,6 +56,7 @@ def wait_ready(cp: ControlPlane, timeout: float) -> bool:
 
 
 def main(keep_running: bool = True) -> int:
+    use_virtualenv_tools()
     root = repo_root()
     examples = root / "deploy" / "examples"
     seed_file = examples / "simulator-seed.yaml"
