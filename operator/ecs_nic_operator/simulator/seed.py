@@ -3,7 +3,7 @@
 A seed is a mapping (YAML or JSON) shaped as in API.md::
 
     projectId: 0605767ea3000f0b2f0ac01c2e4ce6bd
-    credentials: {token, accessKey, secretKey, username, password, domainName}
+    credentials: {token, accessKey, secretKey, securityToken?, username, password, domainName}
     servers: [{id, maxNics, state?}]   # state: ACTIVE (default) | busy | locked | stopped
     networks: [{id, subnetId, cidr}]
     ports: [{id, netId}]          # free ports, attachable by portId
@@ -126,7 +126,8 @@ def normalise_seed(raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(creds, dict):
         raise SeedError("credentials must be a mapping")
     creds = {k: (None if v is None else str(v)) for k, v in creds.items()}
-    for k in ("token", "accessKey", "secretKey", "username", "password", "domainName"):
+    # securityToken: when set, the AK/SK are temporary and every signed request must carry it, signed.
+    for k in ("token", "accessKey", "secretKey", "securityToken", "username", "password", "domainName"):
         creds.setdefault(k, None)
     seed["credentials"] = creds
     servers = seed.setdefault("servers", []) or []

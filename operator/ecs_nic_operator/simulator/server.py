@@ -164,6 +164,7 @@ class Simulator:
         r.add_get(v1 + "/os-interface_extension", self._v1_extension)
         r.add_get(CONTROL_PREFIX + "/state", self._ctl_state)
         r.add_put(CONTROL_PREFIX + "/behaviour", self._ctl_behaviour)
+        r.add_put(CONTROL_PREFIX + "/credentials", self._ctl_credentials)
         r.add_post(CONTROL_PREFIX + "/servers", self._ctl_add_server)
         r.add_delete(CONTROL_PREFIX + "/servers/{server_id}", self._ctl_delete_server)
         r.add_put(CONTROL_PREFIX + "/servers/{server_id}", self._ctl_server_state)
@@ -294,6 +295,13 @@ class Simulator:
             header_project = request.headers.get("X-Project-Id")
             if header_project is not None and header_project != self.project_id:
                 return self._iam_error("the project id in X-Project-Id is not the one of this access key")
+            wanted_token = creds.get("securityToken")
+            if wanted_token:
+                # Temporary AK/SK are valid only with their security token, and only if it was signed.
+                signed = signing.parse_authorization(auth).signed_headers
+                presented = request.headers.get("X-Security-Token")
+                if presented != wanted_token or "x-security-token" not in signed:
+                    return self._iam_error("temporary AK/SK without a valid, signed X-Security-Token")
         elif token:
             if not self._token_valid(token):
                 return self._iam_error("token expired or invalid")
@@ -568,6 +576,16 @@ class Simulator:
             if reseed:
                 self._reseed()
         return _json(200, {"behaviour": self.behaviour})
+
+    async def _ctl_credentials(self, request: web.Request) -> web.Response:
+        """Rotate what the cloud accepts (e.g. temporary AK/SK expiring): merge, unknown keys refused."""
+        body = await self._ctl_body(request)
+        unknown = set(body) - set(self.credentials)
+        if unknown:
+            return _json(400, {"error": f"unknown credential keys {sorted(unknown)}"})
+        with self._lock:
+            self.credentials.update({k: (None if v is None else str(v)) for k, v in body.items()})
+        return web.Response(status=204)
 
     async def _ctl_add_server(self, request: web.Request) -> web.Response:
         body = await self._ctl_body(request)

@@ -235,3 +235,12 @@ async def test_seed_and_control_validate_dialect_and_states() -> None:
         assert (await client.put("/_simulator/behaviour", json={"dialect": "aws"})).status_code == 400
         assert (await client.put("/_simulator/behaviour", json={"dialect": "huawei"})).status_code == 200
         assert sim.state()["dialect"] == "huawei"
+
+
+async def test_credentials_rotate_through_the_control_endpoint() -> None:
+    async with serving(dialect="huawei") as (_sim, client):
+        r = await client.put("/_simulator/credentials", json={"token": "rotated-token"})
+        assert r.status_code == 204
+        assert (await client.get(iface_url())).status_code == 401  # the old token is no longer accepted
+        assert (await client.get(iface_url(), headers={"X-Auth-Token": "rotated-token"})).status_code == 200
+        assert (await client.put("/_simulator/credentials", json={"password2": "x"})).status_code == 400
