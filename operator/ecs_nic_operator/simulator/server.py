@@ -87,6 +87,7 @@ class Simulator:
 
     def _reset_counters(self) -> None:
         self.calls: collections.Counter[str] = collections.Counter()
+        self.refusals: collections.Counter[str] = collections.Counter()  # answers by code (and lost replies)
         self.peak = 0
         self._window: collections.deque[float] = collections.deque()  # all API calls, last second
         self._admitted: collections.deque[float] = collections.deque()  # calls let through by qps
@@ -123,7 +124,9 @@ class Simulator:
         """A refusal in this simulator's dialect."""
         if self.huawei and err.ecs is not None:
             status, code, message = err.ecs
+            self.refusals[code] += 1
             return _json(status, {"error": {"code": code, "message": message}})
+        self.refusals[err.kind] += 1
         return _nova_error(err)
 
     def _iam_error(self, detail: str) -> web.Response:
@@ -141,6 +144,7 @@ class Simulator:
                 "stuck": self.world.stuck(),
                 "calls": dict(self.calls),
                 "peakCallsPerSecond": self.peak,
+                "refusals": dict(self.refusals),
                 "freePorts": sorted(pid for pid, p in self.world.ports.items() if p.server_id is None),
             }
 
@@ -257,6 +261,7 @@ class Simulator:
             return self._drop(request)
         if lost and resp.status < 400:
             # The change is made; the gateway gave up waiting for the backend's answer.
+            self.refusals["lostReply"] += 1
             if self.huawei:
                 return _gateway(504, *LOST_REPLY)
             return web.Response(status=504, text="<html><body><h1>504 Gateway Time-out</h1></body></html>")
