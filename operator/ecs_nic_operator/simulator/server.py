@@ -130,6 +130,7 @@ class Simulator:
         return _nova_error(err)
 
     def _iam_error(self, detail: str) -> web.Response:
+        self.refusals["APIGW.0301"] += 1
         message = f"Incorrect IAM authentication information: {detail}"
         if self.huawei:
             return _gateway(401, "APIGW.0301", message)
