@@ -234,7 +234,8 @@ class Simulator:
                 {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached"},
                 headers,
             )
-        if template.startswith(("/v2.1/{project_id}", "/v1/{project_id}")):
+        v1 = template.startswith("/v1/{project_id}")
+        if template.startswith("/v2.1/{project_id}") or (v1 and self.huawei):  # nova: no v1 API, a plain 404
             denied = await self._authenticate(request)
             if denied is not None:
                 return denied

@@ -220,6 +220,10 @@ async def test_v1_list_and_attachable_count() -> None:
         assert (anonymous.status_code, code_of(anonymous)) == (401, "APIGW.0301")
     async with serving(dialect="nova") as (_sim, client):
         assert (await client.get(f"/v1/{PROJECT}/cloudservers/{SERVER_A}/os-interface")).status_code == 404
+        anonymous = await client.get(
+            f"/v1/{PROJECT}/cloudservers/{SERVER_A}/os-interface", headers={"X-Auth-Token": ""}
+        )
+        assert anonymous.status_code == 404  # no such API, whoever asks
 
 
 async def test_seed_and_control_validate_dialect_and_states() -> None:
