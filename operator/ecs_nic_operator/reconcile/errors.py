@@ -58,7 +58,7 @@ def classify(exc: errors.CloudError, settings: Settings, attempt: int) -> Verdic
     if isinstance(exc, errors.ServerLocked):
         message = (
             f"{text}: the server is locked, and no NIC can be attached or detached until it is unlocked "
-            f"(console: More > Unlock, or the API's unlock action); retrying every {settings.spec_retry:.0f} s"
+            f"(in the console, or with the server's unlock action); retrying every {settings.spec_retry:.0f} s"
         )
         return Verdict(Reason.SERVER_LOCKED, message, slow, blocks_ready=True)
     if isinstance(exc, errors.ApiNotFound):
