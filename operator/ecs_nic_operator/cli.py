@@ -52,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 def _simulator(args: argparse.Namespace) -> int:
     from ecs_nic_operator.simulator import main as simulator_main
 
-    simulator_main(args.host, args.port, args.seed)
+    simulator_main(args.host, args.port, args.seed, args.dialect)
     return 0
 
 
@@ -108,6 +108,12 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8774)
     sim.add_argument("--seed", default=None, help="YAML or JSON world description (default: generated)")
+    sim.add_argument(
+        "--dialect",
+        choices=["huawei", "nova"],
+        default=None,
+        help="answer like Huawei Cloud ECS or upstream Nova (default: the seed's behaviour.dialect, else huawei)",
+    )
     sim.set_defaults(func=_simulator)
 
     demo = sub.add_parser("demo", help="start a local control plane, the simulator, the operator and samples")

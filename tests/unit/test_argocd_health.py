@@ -30,6 +30,13 @@ TERMINAL = {
     Reason.NODE_NOT_FOUND,
     Reason.NODE_NO_PROVIDER_ID,
     Reason.DETACH_BLOCKED,
+    Reason.SERVER_LOCKED,
+    Reason.SUBNET_EXHAUSTED,
+    Reason.INVALID_IP,
+    Reason.API_NOT_FOUND,
+    Reason.NIC_LIMIT_REACHED,
+    Reason.ATTACH_STUCK,
+    Reason.DETACH_STUCK,
 }
 PASSING = {
     Reason.ATTACHING,
