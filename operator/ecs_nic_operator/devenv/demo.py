@@ -73,6 +73,7 @@ def main(keep_running: bool = True) -> int:
         try:
             operator.start()
             say(f"operator running (metrics on http://127.0.0.1:{operator.metrics_port}/metrics)")
+            kubectl(cp, "apply", "-f", str(root / "deploy" / "manifests" / "00-namespace.yaml"))
             kubectl(cp, "apply", "-f", "-", stdin=cloud_manifests(examples, sim.url, seed))
             kubectl(cp, "apply", "-f", str(examples / "node.yaml"))
             kubectl(cp, "apply", "-f", str(examples / "attachments.yaml"))
