@@ -121,3 +121,12 @@ def test_docs_link_only_inside_the_repository(doc: Path) -> None:
 
 def test_the_link_check_sees_links() -> None:
     assert list(links(ROOT / "README.md")), "README.md has no link at all: the check would pass vacuously"
+
+
+def test_one_release_name_everywhere() -> None:
+    """Issue 17.2: following README and docs/operations.md must not end in "has no deployed releases"."""
+    commands: list[str] = []
+    for doc in USER_DOCS:
+        commands += re.findall(r"\bhelm (?:install|upgrade|uninstall|status)\s+(\S+)", doc.read_text())
+    assert len(commands) >= 3, commands
+    assert set(commands) == {"ecs-nic-operator"}, commands
