@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 from collections.abc import Sequence
 
 from ecs_nic_operator import __version__
+from ecs_nic_operator.config import Settings
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -20,33 +20,69 @@ def _run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from ecs_nic_operator import handlers, health, logs
-    from ecs_nic_operator.config import Settings
 
+    if args.peering:
+        print(
+            "ecs-nic-operator: --peering (kopf peering) was removed: it froze only kopf's watches, not the "
+            "controller. Use --leader-elect (a coordination.k8s.io Lease); see docs/operations.md.",
+            file=sys.stderr,
+        )
+        return 2
     logs.configure(args.log_level, args.log_format)
     namespaces = tuple(args.namespace or ())
-    handlers.State.settings = Settings(
+    settings = Settings(
         namespaces=namespaces,
         all_namespaces=not namespaces,
         resync_period=args.resync_period,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
-        peering=args.peering,
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace or "",
+        leader_election_id=args.leader_election_id,
         log_format=args.log_format,
         log_level=args.log_level,
     )
+    handlers.State.settings = settings
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind_address)
     # Our own /healthz and /readyz (health.py) watch the watches; kopf's liveness endpoint stays off.
     health.configure(args.health_port, args.bind_address, namespaces)
-    kopf.run(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=not args.peering,
-        # kopf's peering is priority-based: equal priorities freeze everybody, so replicas pick at random.
-        priority=random.randint(1, 10_000) if args.peering else None,
-        peering_name=args.peering_name if args.peering else None,
-    )
-    return 0
+    if not settings.leader_elect:
+        kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+        return 0
+    return _run_elected(settings)
+
+
+def _run_elected(settings: Settings) -> int:
+    import asyncio
+
+    import kopf
+
+    from ecs_nic_operator import leader
+    from ecs_nic_operator.kube import load_config
+
+    try:
+        config = leader.ElectionConfig(
+            namespace=leader.lease_namespace(settings.leader_election_namespace),
+            name=settings.leader_election_id,
+            identity=leader.identity(),
+            lease_duration=settings.leader_lease_duration,
+            renew_deadline=settings.leader_renew_deadline,
+            retry_period=settings.leader_retry_period,
+        )
+    except leader.ConfigError as exc:
+        print(f"ecs-nic-operator: {exc}", file=sys.stderr)
+        return 2
+    leader.register_fenced_login()
+    namespaces = settings.namespaces
+
+    async def main() -> int:
+        elector = leader.Elector(config, load_config())
+        return await leader.run(
+            elector, lambda: kopf.operator(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+        )
+
+    return asyncio.run(main())
 
 
 def _simulator(args: argparse.Namespace) -> int:
@@ -94,12 +130,24 @@ def parser() -> argparse.ArgumentParser:
         help="seconds between drift checks of each server (jittered per server; default 300)",
     )
     run.add_argument(
-        "--peering",
-        action="store_true",
-        default=os.environ.get("ECSNIC_PEERING") == "true",
-        help="run as one of several replicas: one active, the others standby (kopf peering)",
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("ECSNIC_LEADER_ELECT", "false").lower() == "true",
+        help="one of several replicas: act only while holding a coordination.k8s.io/v1 Lease, stand by otherwise",
     )
-    run.add_argument("--peering-name", default=os.environ.get("ECSNIC_PEERING_NAME", "ecs-nic-operator"))
+    run.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("ECSNIC_LEADER_ELECTION_NAMESPACE", ""),
+        help="namespace of the Lease (default: POD_NAMESPACE, else the service account's namespace)",
+    )
+    run.add_argument(
+        "--leader-election-id",
+        default=os.environ.get("ECSNIC_LEADER_ELECTION_ID") or "ecs-nic-operator",
+        help="name of the Lease (default ecs-nic-operator)",
+    )
+    # Removed; kept so that an old chart's argument fails with an explanation, not "unrecognized arguments".
+    run.add_argument("--peering", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--peering-name", help=argparse.SUPPRESS)
     run.add_argument("--log-level", default=os.environ.get("ECSNIC_LOG_LEVEL", "INFO"))
     run.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("ECSNIC_LOG_FORMAT", "text"))
     run.set_defaults(func=_run)

@@ -42,6 +42,13 @@ class Settings:
     default_burst: int = 20
     metrics_port: int = 0
     health_port: int = 0
-    peering: bool = False
+    # One active replica by a coordination.k8s.io/v1 Lease (leader.py); the namespace is resolved at start.
+    leader_elect: bool = False
+    leader_election_namespace: str = ""
+    leader_election_id: str = "ecs-nic-operator"
+    # client-go's defaults; shorter only for tests (each must stay below the one before it).
+    leader_lease_duration: float = field(default_factory=lambda: _env_float("ECSNIC_LEADER_LEASE_DURATION", 15.0))
+    leader_renew_deadline: float = field(default_factory=lambda: _env_float("ECSNIC_LEADER_RENEW_DEADLINE", 10.0))
+    leader_retry_period: float = field(default_factory=lambda: _env_float("ECSNIC_LEADER_RETRY_PERIOD", 2.0))
     log_format: str = "text"
     log_level: str = "INFO"

@@ -25,6 +25,7 @@ from ecs_nic_operator.cloud.errors import CloudError, CloudUnavailable, error_fr
 from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
 from ecs_nic_operator.cloud.urls import require_secure_url
+from ecs_nic_operator.fence import FENCE
 from ecs_nic_operator.metrics import CLOUD_CALLS, CLOUD_LATENCY, RATE_LIMIT_WAIT
 
 log = logging.getLogger("ecs_nic_operator.cloud")
@@ -59,6 +60,21 @@ class _RateLimitedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class _FencedTransport(httpx.AsyncBaseTransport):
+    """The last step before the wire (after the rate-limit wait): a replica without the leader lease
+    sends nothing, Keystone token requests included (fence.py)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        FENCE.check(f"cloud {request.method} {request.url.path}")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def _check_id(kind: str, value: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValueError(f"{kind} {value!r} is not a valid ID")
@@ -83,9 +99,12 @@ class EcsClient:
         self.project_id = project_id
         self.limiter = limiter
         self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            verify=True,
+        inner = _FencedTransport(
+            transport
+            or httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+                verify=True,
+            )
         )
         self._http = httpx.AsyncClient(
             auth=auth,
