@@ -25,6 +25,7 @@ import secrets
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -123,7 +124,10 @@ def _record(lease: dict[str, Any]) -> Record:
 
 
 class Elector:
-    """The Lease protocol; network calls in threads (the kubernetes client is synchronous)."""
+    """The Lease protocol, synchronous (the kubernetes client is): the standby's attempts run in a thread
+    pool, the leader's renewals in a thread of their own, so a stalled event loop (a slow TLS context, a
+    CPU-starved burst of work) never delays a renewal; the fence still refuses every request once the
+    deadline passes, whatever the loop is doing."""
 
     def __init__(
         self, config: ElectionConfig, api: client.ApiClient, clock: Callable[[], float] = time.monotonic
@@ -137,52 +141,42 @@ class Elector:
         self._observed_at = 0.0
         self._lease: dict[str, Any] | None = None  # as we last wrote it, while we hold it
         self.leading = False
-        # Threads of its own: a renewal never queues behind other work in the default executor.
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="lease")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lease")
+        self._stop_holding = threading.Event()
+        self._holder: threading.Thread | None = None
 
     # -- the API server -----------------------------------------------------------------------------
 
     def _timeout(self) -> float:
         return max(0.5, min(5.0, self.config.renew_deadline / 2))
 
-    async def _get(self) -> dict[str, Any] | None:
-        def get() -> dict[str, Any] | None:
-            try:
-                response = self.leases.read_namespaced_lease(
-                    self.config.name,
-                    self.config.namespace,
-                    _preload_content=False,
-                    _request_timeout=self._timeout(),
-                )
-            except client.ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
-            result: dict[str, Any] = json.loads(response.data)
-            return result
+    def _get(self) -> dict[str, Any] | None:
+        try:
+            response = self.leases.read_namespaced_lease(
+                self.config.name, self.config.namespace, _preload_content=False, _request_timeout=self._timeout()
+            )
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        result: dict[str, Any] = json.loads(response.data)
+        return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, get)
-
-    async def _write(self, lease: dict[str, Any], create: bool, request_timeout: float | None = None) -> dict[str, Any]:
-        def write() -> dict[str, Any]:
-            kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": request_timeout or self._timeout()}
-            if create:
-                response = self.leases.create_namespaced_lease(self.config.namespace, lease, **kwargs)
-            else:
-                response = self.leases.replace_namespaced_lease(
-                    self.config.name, self.config.namespace, lease, **kwargs
-                )
-            result: dict[str, Any] = json.loads(response.data)
-            return result
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, write)
+    def _write(self, lease: dict[str, Any], create: bool, request_timeout: float | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"_preload_content": False, "_request_timeout": request_timeout or self._timeout()}
+        if create:
+            response = self.leases.create_namespaced_lease(self.config.namespace, lease, **kwargs)
+        else:
+            response = self.leases.replace_namespaced_lease(self.config.name, self.config.namespace, lease, **kwargs)
+        result: dict[str, Any] = json.loads(response.data)
+        return result
 
     # -- standby ------------------------------------------------------------------------------------
 
-    async def try_acquire(self) -> bool:
+    def try_acquire(self) -> bool:
         """One attempt: True when this replica now holds the lease (and the fence is open)."""
         began = self.clock()
-        lease = await self._get()
+        lease = self._get()
         now = self.clock()
         cfg = self.config
         spec_new: dict[str, Any] = {
@@ -198,7 +192,7 @@ class Elector:
                 "metadata": {"name": cfg.name, "namespace": cfg.namespace},
                 "spec": {**spec_new, "leaseTransitions": 0},
             }
-            return await self._won(began, body, create=True, previous="nobody")
+            return self._won(began, body, create=True, previous="nobody")
         record = _record(lease)
         if record != self._observed:
             self._observed, self._observed_at = record, now
@@ -219,11 +213,11 @@ class Elector:
             "metadata": {**lease["metadata"]},
             "spec": {**(lease.get("spec") or {}), **spec_new, "leaseTransitions": transitions + 1},
         }
-        return await self._won(began, body, create=False, previous=holder or "nobody (released)")
+        return self._won(began, body, create=False, previous=holder or "nobody (released)")
 
-    async def _won(self, began: float, body: dict[str, Any], create: bool, previous: str) -> bool:
+    def _won(self, began: float, body: dict[str, Any], create: bool, previous: str) -> bool:
         try:
-            self._lease = await self._write(body, create)
+            self._lease = self._write(body, create)
         except client.ApiException as exc:
             if exc.status == 409:  # another replica was faster, or the holder renewed: look again later
                 return False
@@ -241,10 +235,11 @@ class Elector:
 
     async def acquire(self) -> None:
         """Until this replica leads; API errors are logged and retried (a standby has time)."""
+        loop = asyncio.get_running_loop()
         failures = 0
         while True:
             try:
-                if await self.try_acquire():
+                if await loop.run_in_executor(self._pool, self.try_acquire):
                     return
                 failures = 0
             except Exception as exc:
@@ -256,7 +251,7 @@ class Elector:
 
     # -- leader -------------------------------------------------------------------------------------
 
-    async def try_renew(self) -> bool | None:
+    def renew(self) -> bool | None:
         """True: renewed. False: not confirmed (try again until the deadline). None: someone else holds it."""
         assert self._lease is not None
         began = self.clock()
@@ -266,35 +261,49 @@ class Elector:
         body = {**self._lease, "spec": {**self._lease["spec"], "renewTime": _now()}}
         try:
             timeout = max(0.2, min(self._timeout(), remaining))
-            self._lease = await self._write(body, create=False, request_timeout=timeout)
+            self._lease = self._write(body, create=False, request_timeout=timeout)
         except client.ApiException as exc:
             if exc.status != 409:
                 raise
             # Changed since our last write: still ours (someone edited labels) or taken over.
-            current = await self._get()
+            current = self._get()
             if current is None or _record(current)[0] != self.config.identity:
                 return None
             self._lease = current
-            return await self.try_renew()
+            return self.renew()
         FENCE.open_until(began + self.config.renew_deadline)
         return True
 
-    async def hold(self) -> str:
-        """Renew until the lease is lost; returns why."""
-        while True:
-            await asyncio.sleep(self.config.retry_period)
+    def hold(self) -> str | None:
+        """Renew every retry period until the lease is lost (returns why) or stop_holding() (None)."""
+        cfg = self.config
+        while not self._stop_holding.wait(cfg.retry_period):
             try:
-                renewed = await self.try_renew()
+                renewed = self.renew()
             except Exception as exc:
                 renewed = False
-                cfg = self.config
                 log.warning("leader lease %s/%s: renewal failed: %s", cfg.namespace, cfg.name, _why(exc))
             if renewed is None:
                 return "another replica holds the lease"
             if not renewed and FENCE.remaining() <= 0:
-                return f"no renewal confirmed within the renew deadline ({self.config.renew_deadline:g} s)"
+                return f"no renewal confirmed within the renew deadline ({cfg.renew_deadline:g} s)"
+        return None
 
-    async def release(self) -> None:
+    def hold_in_thread(self, lost: Callable[[str], None]) -> None:
+        def run() -> None:
+            why = self.hold()
+            if why is not None:
+                lost(why)
+
+        self._holder = threading.Thread(target=run, name="leader-renew", daemon=True)
+        self._holder.start()
+
+    def stop_holding(self) -> None:
+        self._stop_holding.set()
+        if self._holder is not None:
+            self._holder.join()
+
+    def release(self) -> None:
         """Hand the lease back (shutdown): a standby takes it at its next look instead of a lease duration
         later. Only after the fence is closed, so the two never act at once."""
         if self._lease is None or not self.leading:
@@ -304,7 +313,7 @@ class Elector:
         spec = {**self._lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": _now()}
         spec.pop("acquireTime", None)
         try:
-            await self._write({**self._lease, "spec": spec}, create=False)
+            self._write({**self._lease, "spec": spec}, create=False)
         except Exception as exc:  # it will expire on its own
             log.warning("leader lease %s/%s: not released: %s", self.config.namespace, self.config.name, _why(exc))
             return
@@ -331,6 +340,20 @@ def _exit_now(code: int) -> None:
     os._exit(code)  # no cleanup: nothing of a deposed leader may run on (kopf's shutdown would write)
 
 
+def _lost(config: ElectionConfig, why: str) -> None:
+    """Fence, say so, exit: from the renewal thread, so a stalled event loop cannot keep a deposed leader."""
+    FENCE.close()
+    _set_role("standby")
+    log.error(
+        "leader lease %s/%s lost by %s: %s; fenced (no further cloud call or write), exiting to restart as a standby",
+        config.namespace,
+        config.name,
+        config.identity,
+        why,
+    )
+    _exit_now(EXIT_LOST)
+
+
 async def run(elector: Elector, operate: Callable[[], Awaitable[None]]) -> int:
     """Standby until the lease is ours, then the operator; fence and exit the moment it is lost."""
     FENCE.enforce()
@@ -355,36 +378,25 @@ async def run(elector: Elector, operate: Callable[[], Awaitable[None]]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)  # kopf installs its own for a graceful stop
     acquiring.result()
-    # Created before kopf starts: kopf cancels at its exit only the tasks that appeared while it ran.
-    holding = asyncio.create_task(elector.hold(), name="leader-renew")
-    health.HEALTH.election_task = holding
+    health.HEALTH.election_task = None
+    elector.hold_in_thread(lambda why: _lost(cfg, why))
     _set_role("leader")
-    operating = asyncio.create_task(_operate(operate), name="operator")
-    await asyncio.wait({holding, operating}, return_when=asyncio.FIRST_COMPLETED)
-    if holding.done():
-        FENCE.close()
-        why = holding.result() if not holding.cancelled() and holding.exception() is None else repr(holding)
-        _set_role("standby")
-        log.error(
-            "leader lease %s/%s lost by %s: %s; fenced (no further cloud call or write), exiting to restart as "
-            "a standby",
-            cfg.namespace,
-            cfg.name,
-            cfg.identity,
-            why,
-        )
-        _exit_now(EXIT_LOST)
+    failed = False
+    try:
+        await operate()
+    except Exception:
+        log.exception("the operator stopped with an error")
+        failed = True
+    if FENCE.remaining() <= 0:
+        # kopf may stop first when the fence refuses its requests: the deadline passed, the lease is lost.
+        _lost(cfg, f"no renewal confirmed within the renew deadline ({cfg.renew_deadline:g} s)")
     # The operator stopped (SIGTERM, or it failed): stop acting, then hand the lease over.
-    failed = operating.exception() is not None
-    await elector.release()
-    holding.cancel()
+    FENCE.close()
+    await loop.run_in_executor(None, elector.stop_holding)
+    await loop.run_in_executor(None, elector.release)
     _set_role("standby")
     await health.shutdown()
     return 1 if failed else 0
-
-
-async def _operate(operate: Callable[[], Awaitable[None]]) -> None:
-    await operate()
 
 
 # -- kopf's own API traffic goes through the fence too (Events it posts, its watches) -------------------

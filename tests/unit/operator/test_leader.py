@@ -91,68 +91,68 @@ def holder(leases: FakeLeases) -> str:
     return str(leases.items["ecs-nic-operator"]["spec"].get("holderIdentity") or "")
 
 
-async def test_the_first_candidate_creates_the_lease_and_a_second_one_waits_a_full_lease_duration() -> None:
+def test_the_first_candidate_creates_the_lease_and_a_second_one_waits_a_full_lease_duration() -> None:
     leases, clock = FakeLeases(), Clock()
     FENCE.__init__(clock)  # type: ignore[misc]
     FENCE.enforce()
     a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
-    assert await a.try_acquire()
+    assert a.try_acquire()
     assert holder(leases) == "a" and FENCE.allowed()
-    assert not await b.try_acquire()
+    assert not b.try_acquire()
     # a stops renewing (killed): b counts from when *it* first saw the record, never from renewTime.
     clock.now += 14.9
-    assert not await b.try_acquire()
+    assert not b.try_acquire()
     clock.now += 0.2
-    assert await b.try_acquire()
+    assert b.try_acquire()
     spec = leases.items["ecs-nic-operator"]["spec"]
     assert (spec["holderIdentity"], spec["leaseTransitions"], spec["leaseDurationSeconds"]) == ("b", 1, 15)
 
 
-async def test_renewals_seen_by_a_standby_restart_its_count() -> None:
+def test_renewals_seen_by_a_standby_restart_its_count() -> None:
     leases, clock = FakeLeases(), Clock()
     a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
-    assert await a.try_acquire()
+    assert a.try_acquire()
     for _ in range(10):
         clock.now += 2
-        assert await a.try_renew()
-        assert not await b.try_acquire()
+        assert a.renew()
+        assert not b.try_acquire()
     assert holder(leases) == "a"
 
 
-async def test_a_standby_that_starts_late_does_not_trust_an_old_renew_time() -> None:
+def test_a_standby_that_starts_late_does_not_trust_an_old_renew_time() -> None:
     leases, clock = FakeLeases(), Clock()
     a = elector(leases, clock, "a")
-    assert await a.try_acquire()
+    assert a.try_acquire()
     clock.now += 100  # renewTime in the Lease is now 100 s old by any clock
     b = elector(leases, clock, "b")
-    assert not await b.try_acquire()  # first sight: the count starts now
+    assert not b.try_acquire()  # first sight: the count starts now
     clock.now += 15.1
-    assert await b.try_acquire()
+    assert b.try_acquire()
 
 
-async def test_two_standbys_racing_for_an_expired_lease_one_wins() -> None:
+def test_two_standbys_racing_for_an_expired_lease_one_wins() -> None:
     leases, clock = FakeLeases(), Clock()
     a, b, c = (elector(leases, clock, n) for n in "abc")
-    assert await a.try_acquire()
-    assert not await b.try_acquire() and not await c.try_acquire()
+    assert a.try_acquire()
+    assert not b.try_acquire() and not c.try_acquire()
     clock.now += 16
     # Both read the same expired record; the second write carries a stale resourceVersion.
     lease = leases.items["ecs-nic-operator"]
     original = leases.read_namespaced_lease
     leases.read_namespaced_lease = lambda *args, **kw: leases._answer(lease)  # type: ignore[method-assign]
-    won = [await b.try_acquire(), await c.try_acquire()]
+    won = [b.try_acquire(), c.try_acquire()]
     leases.read_namespaced_lease = original  # type: ignore[method-assign]
     assert sorted(won) == [False, True]
     assert holder(leases) in {"b", "c"}
 
 
-async def test_a_leader_that_cannot_renew_is_fenced_at_the_renew_deadline_before_anyone_may_take_over() -> None:
+def test_a_leader_that_cannot_renew_is_fenced_at_the_renew_deadline_before_anyone_may_take_over() -> None:
     leases, clock = FakeLeases(), Clock()
     FENCE.__init__(clock)  # type: ignore[misc]
     FENCE.enforce()
     a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
-    assert await a.try_acquire()
-    assert not await b.try_acquire()
+    assert a.try_acquire()
+    assert not b.try_acquire()
     leases.down = True
     clock.now += 9.9
     assert FENCE.allowed()
@@ -161,33 +161,33 @@ async def test_a_leader_that_cannot_renew_is_fenced_at_the_renew_deadline_before
     with pytest.raises(Fenced):
         FENCE.check("cloud POST")
     leases.down = False
-    assert not await b.try_acquire()  # b may take over only at 15 s since it saw the renewal
+    assert not b.try_acquire()  # b may take over only at 15 s since it saw the renewal
     clock.now += 5
-    assert await b.try_acquire()
+    assert b.try_acquire()
 
 
-async def test_a_deposed_leader_learns_it_from_a_conflict_and_does_not_overwrite() -> None:
+def test_a_deposed_leader_learns_it_from_a_conflict_and_does_not_overwrite() -> None:
     leases, clock = FakeLeases(), Clock()
     a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
-    assert await a.try_acquire()
-    assert not await b.try_acquire()
+    assert a.try_acquire()
+    assert not b.try_acquire()
     clock.now += 20  # a paused (SIGSTOP) past the lease; b takes over
-    assert await b.try_acquire()
-    assert await a.try_renew() is None
+    assert b.try_acquire()
+    assert a.renew() is None
     assert holder(leases) == "b"
 
 
-async def test_release_hands_the_lease_to_the_next_look_of_a_standby() -> None:
+def test_release_hands_the_lease_to_the_next_look_of_a_standby() -> None:
     leases, clock = FakeLeases(), Clock()
     FENCE.__init__(clock)  # type: ignore[misc]
     FENCE.enforce()
     a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
-    assert await a.try_acquire()
-    assert not await b.try_acquire()
-    await a.release()
+    assert a.try_acquire()
+    assert not b.try_acquire()
+    a.release()
     assert FENCE.closed and not FENCE.allowed()  # closed before the write
     assert holder(leases) == ""
-    assert await b.try_acquire()
+    assert b.try_acquire()
     assert leases.items["ecs-nic-operator"]["spec"]["leaseTransitions"] == 1
 
 
