@@ -134,6 +134,9 @@ class Elector:
     ) -> None:
         self.config = config
         api.user_agent = user_agent()
+        # One try per request: urllib3's default resends a timed-out request, which would stretch one renewal
+        # attempt past the renew deadline.
+        api.rest_client.pool_manager.connection_pool_kw["retries"] = False
         # Raw JSON in and out (_preload_content=False): the Lease is handled as the API server returns it.
         self.leases: Any = client.CoordinationV1Api(api)
         self.clock = clock
@@ -290,13 +293,23 @@ class Elector:
         return None
 
     def hold_in_thread(self, lost: Callable[[str], None]) -> None:
-        def run() -> None:
+        """Renewals in one thread; a watchdog in another acts at the deadline even while a renewal hangs
+        (a partition: the request neither answers nor fails)."""
+
+        def renewing() -> None:
             why = self.hold()
             if why is not None:
                 lost(why)
 
-        self._holder = threading.Thread(target=run, name="leader-renew", daemon=True)
+        def watching() -> None:
+            while not self._stop_holding.wait(max(0.02, min(FENCE.remaining(), self.config.retry_period))):
+                if FENCE.remaining() <= 0:
+                    lost(f"no renewal confirmed within the renew deadline ({self.config.renew_deadline:g} s)")
+                    return
+
+        self._holder = threading.Thread(target=renewing, name="leader-renew", daemon=True)
         self._holder.start()
+        threading.Thread(target=watching, name="leader-watchdog", daemon=True).start()
 
     def stop_holding(self) -> None:
         self._stop_holding.set()

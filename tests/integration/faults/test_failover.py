@@ -88,6 +88,8 @@ class Replica:
                 return resp.status, resp.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+        except OSError:  # not listening yet
+            return 0, ""
 
     def leader_metric(self) -> float:
         for line in self.get("/metrics")[1].splitlines():
