@@ -220,3 +220,21 @@ def test_the_lease_namespace_comes_from_the_flag_then_the_pod(monkeypatch: pytes
     monkeypatch.setattr(leader, "SERVICE_ACCOUNT_NAMESPACE", tmp_path / "absent")
     with pytest.raises(leader.ConfigError, match="--leader-election-namespace"):
         leader.lease_namespace(None)
+
+
+def test_a_standby_is_ready_before_any_watch_and_a_leader_only_once_its_watches_caught_up() -> None:
+    from ecs_nic_operator.health import Config, Health
+
+    clock = Clock()
+    health = Health(Config(interval=1.0), clock=clock)
+    health.role = "standby"
+    ready, body = health.readiness()
+    assert ready and body["role"] == "standby"
+    assert health.liveness()[0]
+    health.role = "leader"
+    ready, body = health.readiness()
+    assert not ready and body["role"] == "leader"
+    assert any("initial listing" in p for p in body["problems"])
+    for plural in ("ecsnicattachments", "ecsclouds"):
+        health.listed(plural, [])
+    assert health.readiness()[0]
