@@ -58,7 +58,7 @@ def _run_elected(settings: Settings) -> int:
 
     import kopf
 
-    from ecs_nic_operator import leader
+    from ecs_nic_operator import handlers, leader
     from ecs_nic_operator.kube import load_config
 
     try:
@@ -76,11 +76,14 @@ def _run_elected(settings: Settings) -> int:
     leader.register_fenced_login()
     namespaces = settings.namespaces
 
+    async def operate(ready: asyncio.Event, stop: asyncio.Event) -> None:
+        await kopf.operator(
+            clusterwide=not namespaces, namespaces=namespaces, standalone=True, ready_flag=ready, stop_flag=stop
+        )
+
     async def main() -> int:
         elector = leader.Elector(config, load_config())
-        return await leader.run(
-            elector, lambda: kopf.operator(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
-        )
+        return await leader.run(elector, operate, handlers.stop_acting)
 
     return asyncio.run(main())
 

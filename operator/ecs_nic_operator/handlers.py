@@ -11,6 +11,7 @@ replica that holds the Lease (leader.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ import kopf
 from ecs_nic_operator import GROUP, __version__, leader, memory, metrics
 from ecs_nic_operator.config import ANNOTATION_PREFIX, Settings
 from ecs_nic_operator.controller import Controller
+from ecs_nic_operator.fence import FENCE
 from ecs_nic_operator.kube import Kube, load_config
 
 log = logging.getLogger("ecs_nic_operator")
@@ -76,6 +78,19 @@ async def cleanup(**_: Any) -> None:
         State.trimming.cancel()
     if State.controller is not None:
         await State.controller.stop()
+
+
+async def stop_acting() -> None:
+    """A leader's shutdown, before it hands the lease over: no reconcile runs on, and no Kubernetes call of
+    ours is still in flight in the pool (a thread's request would otherwise land under the next leader)."""
+    controller = State.controller
+    if controller is None:
+        return
+    await controller.stop()
+    FENCE.close()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(loop.run_in_executor(None, controller.kube.pool.shutdown), 15)
 
 
 def _controller() -> Controller | None:

@@ -19,6 +19,7 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -147,6 +148,16 @@ class Elector:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="lease")
         self._stop_holding = threading.Event()
         self._holder: threading.Thread | None = None
+        # Until when the last confirmed renewal keeps us leader. The fence follows it, but may close earlier
+        # on purpose (shutdown), which is no reason to stop renewing while the work drains.
+        self.valid_until = -math.inf
+
+    def remaining(self) -> float:
+        return self.valid_until - self.clock()
+
+    def _confirmed(self, began: float) -> None:
+        self.valid_until = began + self.config.renew_deadline
+        FENCE.open_until(self.valid_until)
 
     # -- the API server -----------------------------------------------------------------------------
 
@@ -225,7 +236,7 @@ class Elector:
             if exc.status == 409:  # another replica was faster, or the holder renewed: look again later
                 return False
             raise
-        FENCE.open_until(began + self.config.renew_deadline)
+        self._confirmed(began)
         self.leading = True
         log.info(
             "leader lease %s/%s acquired by %s (previous holder: %s)",
@@ -258,7 +269,7 @@ class Elector:
         """True: renewed. False: not confirmed (try again until the deadline). None: someone else holds it."""
         assert self._lease is not None
         began = self.clock()
-        remaining = FENCE.remaining()
+        remaining = self.remaining()
         if remaining <= 0:
             return False
         body = {**self._lease, "spec": {**self._lease["spec"], "renewTime": _now()}}
@@ -274,7 +285,7 @@ class Elector:
                 return None
             self._lease = current
             return self.renew()
-        FENCE.open_until(began + self.config.renew_deadline)
+        self._confirmed(began)
         return True
 
     def hold(self) -> str | None:
@@ -288,7 +299,7 @@ class Elector:
                 log.warning("leader lease %s/%s: renewal failed: %s", cfg.namespace, cfg.name, _why(exc))
             if renewed is None:
                 return "another replica holds the lease"
-            if not renewed and FENCE.remaining() <= 0:
+            if not renewed and self.remaining() <= 0:
                 return f"no renewal confirmed within the renew deadline ({cfg.renew_deadline:g} s)"
         return None
 
@@ -302,8 +313,8 @@ class Elector:
                 lost(why)
 
         def watching() -> None:
-            while not self._stop_holding.wait(max(0.02, min(FENCE.remaining(), self.config.retry_period))):
-                if FENCE.remaining() <= 0:
+            while not self._stop_holding.wait(max(0.02, min(self.remaining(), self.config.retry_period))):
+                if self.remaining() <= 0:
                     lost(f"no renewal confirmed within the renew deadline ({self.config.renew_deadline:g} s)")
                     return
 
@@ -367,8 +378,15 @@ def _lost(config: ElectionConfig, why: str) -> None:
     _exit_now(EXIT_LOST)
 
 
-async def run(elector: Elector, operate: Callable[[], Awaitable[None]]) -> int:
-    """Standby until the lease is ours, then the operator; fence and exit the moment it is lost."""
+Operate = Callable[[asyncio.Event, asyncio.Event], Awaitable[None]]  # (ready_flag, stop_flag) -> kopf
+
+
+async def run(elector: Elector, operate: Operate, stop_acting: Callable[[], Awaitable[None]]) -> int:
+    """Standby until the lease is ours, then the operator; fence and exit the moment it is lost.
+
+    On SIGTERM the leader cancels its work (stop_acting), closes the fence, hands the lease back and only
+    then lets kopf shut down at its own pace: the next leader starts a retry period later, not after
+    kopf's graceful exit."""
     FENCE.enforce()
     _set_role("standby")
     cfg = elector.config
@@ -387,26 +405,54 @@ async def run(elector: Elector, operate: Callable[[], Awaitable[None]]) -> int:
         log.info("standby: stopping without having led")
         await health.shutdown()
         return 0
-    stopping.cancel()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)  # kopf installs its own for a graceful stop
     acquiring.result()
     health.HEALTH.election_task = None
     elector.hold_in_thread(lambda why: _lost(cfg, why))
     _set_role("leader")
+
+    ready, stop_kopf = asyncio.Event(), asyncio.Event()
+    handing: list[asyncio.Task[None]] = []
+
+    async def hand_over() -> None:
+        log.info("stopping: cancelling work, then handing the leader lease over")
+        try:
+            await stop_acting()
+        finally:
+            FENCE.close()
+            await loop.run_in_executor(None, elector.stop_holding)
+            await loop.run_in_executor(None, elector.release)
+            stop_kopf.set()
+
+    def on_signal() -> None:
+        if not handing:
+            handing.append(loop.create_task(hand_over(), name="hand-over"))
+
+    async def take_signals() -> None:
+        await ready.wait()  # kopf installs its own handlers while it starts; ours replace them once it runs
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+
+    if stop.is_set():
+        on_signal()  # SIGTERM arrived while acquiring
+    # Created before kopf starts: kopf cancels at its exit only the tasks that appeared while it ran.
+    signals = asyncio.create_task(take_signals(), name="leader-signals")
+    stopping.cancel()
     failed = False
     try:
-        await operate()
+        await operate(ready, stop_kopf)
     except Exception:
         log.exception("the operator stopped with an error")
         failed = True
-    if FENCE.remaining() <= 0:
-        # kopf may stop first when the fence refuses its requests: the deadline passed, the lease is lost.
-        _lost(cfg, f"no renewal confirmed within the renew deadline ({cfg.renew_deadline:g} s)")
-    # The operator stopped (SIGTERM, or it failed): stop acting, then hand the lease over.
-    FENCE.close()
-    await loop.run_in_executor(None, elector.stop_holding)
-    await loop.run_in_executor(None, elector.release)
+    signals.cancel()
+    if handing:
+        await handing[0]
+    else:
+        if elector.remaining() <= 0:
+            # kopf may stop first when the fence refuses its requests: the deadline passed, the lease is lost.
+            _lost(cfg, f"no renewal confirmed within the renew deadline ({cfg.renew_deadline:g} s)")
+        FENCE.close()  # kopf stopped by itself (an error, or a signal before it was ready): hand over now
+        await loop.run_in_executor(None, elector.stop_holding)
+        await loop.run_in_executor(None, elector.release)
     _set_role("standby")
     await health.shutdown()
     return 1 if failed else 0

@@ -166,15 +166,19 @@ def test_a_leader_that_cannot_renew_is_fenced_at_the_renew_deadline_before_anyon
     assert b.try_acquire()
 
 
-def test_a_deposed_leader_learns_it_from_a_conflict_and_does_not_overwrite() -> None:
+def test_a_deposed_leader_does_not_overwrite_the_new_holder() -> None:
     leases, clock = FakeLeases(), Clock()
     a, b = elector(leases, clock, "a"), elector(leases, clock, "b")
     assert a.try_acquire()
     assert not b.try_acquire()
     clock.now += 20  # a paused (SIGSTOP) past the lease; b takes over
     assert b.try_acquire()
+    writes = leases.writes
+    assert a.renew() is False  # past its own deadline: not even an attempt
+    # Within its deadline by its clock, yet the Lease was taken: it learns so from the conflict.
+    a.valid_until = clock.now + 5
     assert a.renew() is None
-    assert holder(leases) == "b"
+    assert holder(leases) == "b" and leases.writes == writes
 
 
 def test_release_hands_the_lease_to_the_next_look_of_a_standby() -> None:
