@@ -441,8 +441,9 @@ async def run(elector: Elector, operate: Operate, stop_acting: Callable[[], Awai
     try:
         await operate(ready, stop_kopf)
     except Exception:
-        log.exception("the operator stopped with an error")
-        failed = True
+        if not handing:  # while handing over, refused requests are expected to end kopf's tasks
+            log.exception("the operator stopped with an error")
+            failed = True
     signals.cancel()
     if handing:
         await handing[0]
@@ -462,7 +463,10 @@ async def run(elector: Elector, operate: Operate, stop_acting: Callable[[], Awai
 
 
 async def _fence_request(_: aiohttp.ClientSession, __: Any, params: aiohttp.TraceRequestStartParams) -> None:
-    FENCE.check(f"Kubernetes {params.method} {params.url.path}")
+    # Writes only (Events, any patch kopf might make): a deposed leader's watches and discovery reads change
+    # nothing, and refusing them would only turn its last moments into kopf tracebacks.
+    if params.method not in ("GET", "HEAD", "OPTIONS"):
+        FENCE.check(f"Kubernetes {params.method} {params.url.path}")
 
 
 def fenced_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
