@@ -291,6 +291,109 @@ class Bench:
         self.note_peak(state)
 
 
+# -- failover (issue 11): run 1 again with two replicas under --leader-elect, the leader killed half-way ----
+
+LEASE_NAME = "ecs-nic-operator-bench"
+
+
+def lease_holder(api: client.ApiClient) -> str:
+    try:
+        lease = client.CoordinationV1Api(api).read_namespaced_lease(LEASE_NAME, "ecs-nic-system")
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return ""
+        raise
+    return str(lease.spec.holder_identity or "") if lease.spec else ""
+
+
+def failover(bench: Bench, work: Path) -> None:
+    """N attachments applied at once to two replicas with the default lease timings (15 / 10 / 2 s); the
+    leader is SIGKILLed once half are Ready and one new attachment is created at that moment. Figures: kill
+    to the Lease changing hands (failover_takeover_s), kill to that new attachment Ready
+    (failover_first_ready_s), kill to all Ready, and NICs on the cloud beyond one per attachment
+    (failover_duplicates) or owned by none (failover_leaks)."""
+    p = bench.p
+    say(f"run 7: failover: {p.n} attachments over {p.servers} servers, two replicas, leader killed half-way")
+    bench.op.stop()  # the single unelected operator would act next to the elected ones
+    replicas = [
+        OperatorProcess(
+            bench.cp.kubeconfig,
+            work / f"operator-failover-{i}.log",
+            args=[
+                "--resync-period",
+                str(p.resync),
+                "--leader-elect",
+                "--leader-election-namespace",
+                "ecs-nic-system",
+                "--leader-election-id",
+                LEASE_NAME,
+            ],
+            env={"ECSNIC_LOG_LEVEL": "WARNING", "POD_NAME": f"failover-{i}"},
+        )
+        for i in range(2)
+    ]
+    api = bench.api.api_client
+    ns = "bench-failover"
+    bench.namespace(ns)
+    try:
+        for replica in replicas:
+            replica.start()
+        bench.wait(lambda: bool(lease_holder(api)), 60, 0.1, "a leader")
+        holder = lease_holder(api)
+        leader = next(r for r in replicas if holder.startswith(r.env["POD_NAME"] + "_"))
+        bench.create(ns, ((f"nic-{i:05d}", i % p.servers) for i in range(p.n)))
+        bench.wait(
+            lambda: sum(1 for o in bench.list(ns) if bench.is_ready(o)) >= p.n // 2,
+            max(600.0, 20 * p.n / p.qps),
+            0.25,
+            "half of the attachments Ready",
+        )
+        killed = time.monotonic()
+        leader.kill()
+        bench.create(ns, [("after-kill", 0)])
+        bench.wait(lambda: lease_holder(api) not in ("", holder), 120, 0.05, "another replica to take over")
+        took = time.monotonic() - killed
+
+        def after_kill_ready() -> bool:
+            obj: Any = bench.api.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "after-kill")
+            return bench.is_ready(obj)
+
+        bench.wait(after_kill_ready, 300, 0.05, "the attachment created at the kill Ready")
+        first_ready = time.monotonic() - killed
+        bench.wait(
+            lambda: sum(1 for o in bench.list(ns) if bench.is_ready(o)) == p.n + 1,
+            max(600.0, 20 * p.n / p.qps),
+            0.25,
+            "all Ready after the failover",
+        )
+        all_ready = time.monotonic() - killed
+        owned = {(o["status"]["serverId"], o["status"]["portId"]) for o in bench.list(ns)}
+        servers = {server_id(i) for i in range(p.servers)}
+        world = bench.sim.state()["servers"]
+        on_cloud = [(s, n["port_id"]) for s, ports in world.items() if s in servers for n in ports]
+        bench.results.update(
+            {
+                "failover_takeover_s": round(took, 2),
+                "failover_first_ready_s": round(first_ready, 2),
+                "failover_all_ready_s": round(all_ready, 2),
+                "failover_duplicates": len(on_cloud) - len(set(on_cloud) & owned),
+                "failover_missing": len(owned - set(on_cloud)),
+                "failover_lease_s": [15, 10, 2],
+            }
+        )
+        bench.delete_all(ns)
+        bench.wait(
+            lambda: not bench.list(ns) and all(not bench.sim.ports_of(s) for s in servers),
+            max(600.0, 20 * p.n / p.qps),
+            0.5,
+            "failover namespace deleted",
+        )
+    finally:
+        for replica in replicas:
+            replica.stop()
+        bench.op.start()
+
+
 def plot(curve: list[tuple[float, int]], n: int, bound: float, path: Path) -> None:
     import matplotlib
 
@@ -324,6 +427,9 @@ TARGETS = [
     ("restart_posts", "restart: POSTs", lambda r: "0"),
     ("peak_qps", "peak cloud calls / s", lambda r: f"<= Q = {r['qps_ceiling']}"),
     ("delete_all_s", "delete all N (s)", lambda r: "(reported)"),
+    ("failover_takeover_s", "failover: kill to takeover (s)", lambda r: "<= lease 15 + retry 2 x 1.2"),
+    ("failover_first_ready_s", "failover: kill to new one Ready (s)", lambda r: "<= takeover + activation + 5"),
+    ("failover_duplicates", "failover: duplicate NICs", lambda r: "0"),
 ]
 
 
@@ -348,9 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=repo_root() / "bench" / "results")
     parser.add_argument(
         "--only",
-        choices=["single", "burst", "hold"],
+        choices=["single", "burst", "hold", "failover"],
         action="append",
-        help="run just these (repeatable): single = run 3, burst = runs 1, 2 and 6, hold = runs 4 and 5; "
+        help="run just these (repeatable): single = run 3, burst = runs 1, 2 and 6, hold = runs 4 and 5, "
+        "failover = run 7 (run 1 with two --leader-elect replicas, the leader killed half-way); "
         "the JSON then goes to partial.json, never over latest.json",
     )
     args = parser.parse_args(argv)
@@ -459,9 +566,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             try:
                 time.sleep(1.0)  # the EcsCloud's first check
-                runs = args.only or ["single", "burst", "hold"]
-                for run in ("single", "burst", "hold"):
-                    if run in runs:
+                runs = args.only or ["single", "burst", "hold", "failover"]
+                for run in ("single", "burst", "failover", "hold"):
+                    if run == "failover" and run in runs:
+                        failover(bench, work)
+                    elif run in runs:
                         getattr(bench, run)()
             except BaseException:
                 say(f"failed; figures so far: {json.dumps(bench.results, sort_keys=True)}")

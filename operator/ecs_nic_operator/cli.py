@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from ecs_nic_operator import __version__
-from ecs_nic_operator.config import SETTINGS, Setting, SettingError
+from ecs_nic_operator.config import SETTINGS, Setting, SettingError, Settings
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,11 +20,17 @@ def _run(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
     from ecs_nic_operator import handlers, health, logs
-    from ecs_nic_operator.config import Settings
 
+    if args.peering:
+        print(
+            "ecs-nic-operator: --peering (kopf peering) was removed: it froze only kopf's watches, not the "
+            "controller. Use --leader-elect (a coordination.k8s.io Lease); see docs/operations.md.",
+            file=sys.stderr,
+        )
+        return 2
     logs.configure(args.log_level, args.log_format)
     namespaces = tuple(args.namespace or ())
-    handlers.State.settings = Settings(
+    settings = Settings(
         namespaces=namespaces,
         all_namespaces=not namespaces,
         resync_period=args.resync_period,
@@ -37,10 +42,16 @@ def _run(args: argparse.Namespace) -> int:
         cloud_timeout=args.cloud_timeout,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
-        peering=args.peering,
+        leader_elect=args.leader_elect,
+        leader_election_namespace=args.leader_election_namespace or "",
+        leader_election_id=args.leader_election_id,
+        leader_lease_duration=args.leader_lease_duration,
+        leader_renew_deadline=args.leader_renew_deadline,
+        leader_retry_period=args.leader_retry_period,
         log_format=args.log_format,
         log_level=args.log_level,
     )
+    handlers.State.settings = settings
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind_address)
     # Our own /healthz and /readyz (health.py) watch the watches; kopf's liveness endpoint stays off.
@@ -49,15 +60,45 @@ def _run(args: argparse.Namespace) -> int:
     health.CONFIG.stale_after = args.health_stale_after or 3 * args.health_interval
     health.CONFIG.grace = args.health_grace or max(2 * args.health_interval, 5.0)
     health.CONFIG.stuck_after = args.health_stuck_after
-    kopf.run(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=not args.peering,
-        # kopf's peering is priority-based: equal priorities freeze everybody, so replicas pick at random.
-        priority=random.randint(1, 10_000) if args.peering else None,
-        peering_name=args.peering_name if args.peering else None,
-    )
-    return 0
+    if not settings.leader_elect:
+        kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True)
+        return 0
+    return _run_elected(settings)
+
+
+def _run_elected(settings: Settings) -> int:
+    import asyncio
+
+    import kopf
+
+    from ecs_nic_operator import handlers, leader
+    from ecs_nic_operator.kube import load_config
+
+    try:
+        config = leader.ElectionConfig(
+            namespace=leader.lease_namespace(settings.leader_election_namespace),
+            name=settings.leader_election_id,
+            identity=leader.identity(),
+            lease_duration=settings.leader_lease_duration,
+            renew_deadline=settings.leader_renew_deadline,
+            retry_period=settings.leader_retry_period,
+        )
+    except leader.ConfigError as exc:
+        print(f"ecs-nic-operator: {exc}", file=sys.stderr)
+        return 2
+    leader.register_fenced_login()
+    namespaces = settings.namespaces
+
+    async def operate(ready: asyncio.Event, stop: asyncio.Event) -> None:
+        await kopf.operator(
+            clusterwide=not namespaces, namespaces=namespaces, standalone=True, ready_flag=ready, stop_flag=stop
+        )
+
+    async def main() -> int:
+        elector = leader.Elector(config, load_config())
+        return await leader.run(elector, operate, handlers.stop_acting)
+
+    return asyncio.run(main())
 
 
 def _simulator(args: argparse.Namespace) -> int:
@@ -102,7 +143,7 @@ ENVIRONMENT_EPILOG = """\
 Every flag above can also be set with its ECSNIC_* environment variable (shown with it); a flag given on the
 command line wins. Values are checked the same way in both places: a bad one stops the operator with a
 one-line error naming the variable. Also read: KUBECONFIG (else the in-cluster config), HTTPS_PROXY /
-NO_PROXY (cloud calls), POD_ID (this replica's identity in logs and peering).
+NO_PROXY (cloud calls), POD_NAME and POD_NAMESPACE (this replica's Lease identity and namespace).
 """
 
 
@@ -158,6 +199,9 @@ def parser() -> argparse.ArgumentParser:
     )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="serve every namespace (the default)")
     _add_settings(run)
+    # Removed; kept so that an old chart's argument fails with an explanation, not "unrecognized arguments".
+    run.add_argument("--peering", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--peering-name", help=argparse.SUPPRESS)
     run.set_defaults(func=_run)
 
     sim = sub.add_parser("simulator", help="run the ECS/Nova NIC API simulator", description="Run the cloud simulator.")

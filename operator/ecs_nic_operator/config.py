@@ -148,22 +148,58 @@ SETTINGS: list[Setting] = [
         "S",
     ),
     Setting(
-        "peering",
-        "--peering",
-        "ECSNIC_PEERING",
+        "leader_elect",
+        "--leader-elect",
+        "ECSNIC_LEADER_ELECT",
         boolean,
         False,
-        "run as one of several replicas: one active, the others standby (kopf peering)",
+        "one of several replicas: act only while holding a coordination.k8s.io/v1 Lease, stand by otherwise",
         switch=True,
     ),
     Setting(
-        "peering_name",
-        "--peering-name",
-        "ECSNIC_PEERING_NAME",
+        "leader_election_namespace",
+        "--leader-election-namespace",
+        "ECSNIC_LEADER_ELECTION_NAMESPACE",
+        text,
+        "",
+        "namespace of the Lease (default: POD_NAMESPACE, else the service account's namespace)",
+        "NS",
+    ),
+    Setting(
+        "leader_election_id",
+        "--leader-election-id",
+        "ECSNIC_LEADER_ELECTION_ID",
         text,
         "ecs-nic-operator",
-        "the ClusterKopfPeering object the replicas share",
+        "name of the Lease the replicas share",
         "NAME",
+    ),
+    Setting(
+        "leader_lease_duration",
+        "--leader-lease-duration",
+        "ECSNIC_LEADER_LEASE_DURATION",
+        seconds,
+        15.0,
+        "seconds a standby waits, by its own clock, after the Lease last changed before taking it",
+        "S",
+    ),
+    Setting(
+        "leader_renew_deadline",
+        "--leader-renew-deadline",
+        "ECSNIC_LEADER_RENEW_DEADLINE",
+        seconds,
+        10.0,
+        "seconds after its last confirmed renewal that a leader stops acting and exits (below the lease)",
+        "S",
+    ),
+    Setting(
+        "leader_retry_period",
+        "--leader-retry-period",
+        "ECSNIC_LEADER_RETRY_PERIOD",
+        seconds,
+        2.0,
+        "seconds between renewals (leader) and looks at the Lease (standby)",
+        "S",
     ),
     Setting(
         "log_level",
@@ -297,6 +333,13 @@ class Settings:
     default_burst: int = 20
     metrics_port: int = 0
     health_port: int = 0
-    peering: bool = False
+    # One active replica by a coordination.k8s.io/v1 Lease (leader.py); the namespace is resolved at start.
+    leader_elect: bool = False
+    leader_election_namespace: str = ""
+    leader_election_id: str = "ecs-nic-operator"
+    # client-go's defaults; shorter only for tests (each must stay below the one before it).
+    leader_lease_duration: float = field(default_factory=lambda: from_env("leader_lease_duration"))
+    leader_renew_deadline: float = field(default_factory=lambda: from_env("leader_renew_deadline"))
+    leader_retry_period: float = field(default_factory=lambda: from_env("leader_retry_period"))
     log_format: str = "text"
     log_level: str = "INFO"

@@ -4,20 +4,23 @@ Why raw event handlers instead of kopf's create/update/delete handlers: those ke
 annotations and cost up to four PATCHes per processing cycle, plus a timer task per object for polling.
 Here a watch event only updates an in-memory copy and schedules a key; the controller decides, and
 writes at most three times from create to Ready (see controller.py). kopf still provides the watching
-(with bookmarks and inactivity timeouts), login, Event posting, peering and the liveness probe.
+(with bookmarks and inactivity timeouts), login and Event posting; with --leader-elect it runs only on the
+replica that holds the Lease (leader.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import kopf
 
-from ecs_nic_operator import GROUP, __version__, memory, metrics
+from ecs_nic_operator import GROUP, __version__, leader, memory, metrics
 from ecs_nic_operator.config import ANNOTATION_PREFIX, Settings
 from ecs_nic_operator.controller import Controller
+from ecs_nic_operator.fence import FENCE
 from ecs_nic_operator.kube import Kube, load_config
 
 log = logging.getLogger("ecs_nic_operator")
@@ -61,7 +64,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf keeps a worker task per object until it has been idle this long; a creation wave of thousands
     # would otherwise hold thousands of them (and their memory) for the default 5 s after each event.
     settings.batching.idle_timeout = 1.0
-    State.controller = Controller(Kube(load_config()), own)
+    api = load_config()
+    api.user_agent = leader.user_agent()
+    State.controller = Controller(Kube(api), own)
     State.trimming = asyncio.create_task(memory.trim_forever(), name="malloc-trim")
     metrics.OPERATOR_INFO.info({"version": __version__})
     log.info("ecs-nic-operator %s started (resync every %.0f s)", __version__, own.resync_period)
@@ -73,6 +78,19 @@ async def cleanup(**_: Any) -> None:
         State.trimming.cancel()
     if State.controller is not None:
         await State.controller.stop()
+
+
+async def stop_acting() -> None:
+    """A leader's shutdown, before it hands the lease over: no reconcile runs on, and no Kubernetes call of
+    ours is still in flight in the pool (a thread's request would otherwise land under the next leader)."""
+    controller = State.controller
+    if controller is None:
+        return
+    await controller.stop()
+    FENCE.close()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(loop.run_in_executor(None, controller.kube.pool.shutdown), 15)
 
 
 def _controller() -> Controller | None:

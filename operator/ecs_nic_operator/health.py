@@ -11,6 +11,11 @@ A small aiohttp server on ``--health-port`` (started from a kopf startup hook) a
   watch has lagged behind a reachable API server for longer than ``stuck_after``: a stuck watch is what a
   restart fixes. An unreachable API server does *not* fail liveness — restarting would not help.
 
+With ``--leader-elect`` (leader.py) the server runs from process start. A standby is live while its
+election loop runs and always ready: it can act the moment it leads, and a rollout must not wait for it to
+lead. Its probe does not run (it watches nothing). Once it leads, readiness follows its watches as above.
+Both answers name the role.
+
 The probe is one LIST with ``limit=1`` per watched resource every ``interval`` seconds, through the
 operator's own identity (RBAC: the list verb it already needs for its watches), so its cost does not grow
 with the number of objects.
@@ -71,6 +76,9 @@ class Health:
         self.lagging_since: dict[str, float] = {}
         self.caught_up: set[str] = set()  # resources whose watch matched a LIST at least once
         self.probe_task: asyncio.Task[None] | None = None
+        # "single" (no leader election), "standby" or "leader".
+        self.role = "single"
+        self.election_task: asyncio.Task[Any] | None = None
 
     # -- fed by the watch -----------------------------------------------------------------------------
 
@@ -117,6 +125,8 @@ class Health:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         now = self.clock()
         problems: list[str] = []
+        if self.role == "standby":
+            return True, {"ready": True, "problems": problems, **self._facts(now)}
         if self.api_ok_at is None:
             problems.append(f"API server not answered yet ({self.api_error})")
         elif now - self.api_ok_at > self.config.stale_after:
@@ -136,6 +146,8 @@ class Health:
         problems: list[str] = []
         if self.probe_task is not None and self.probe_task.done():
             problems.append("the health probe task stopped")
+        if self.election_task is not None and self.election_task.done() and self.role == "standby":
+            problems.append("the leader election task stopped")
         api_recent = self.api_ok_at is not None and now - self.api_ok_at <= self.config.stale_after
         for plural, since in sorted(self.lagging_since.items()):
             if api_recent and now - since > self.config.stuck_after:
@@ -144,6 +156,7 @@ class Health:
 
     def _facts(self, now: float) -> dict[str, Any]:
         return {
+            "role": self.role,
             "apiServerLastAnsweredSecondsAgo": None if self.api_ok_at is None else round(now - self.api_ok_at, 2),
             "objectsSeen": {plural: len(keys) for plural, keys in self.seen.items()},
         }
@@ -218,8 +231,8 @@ def app() -> web.Application:
     return application
 
 
-@kopf.on.startup(id="health-server")
-async def _start(**_: Any) -> None:
+async def serve() -> None:
+    """The endpoints, without the probe: from process start with leader election, else from kopf's start."""
     global _runner
     if not CONFIG.port or _runner is not None:
         return
@@ -227,20 +240,38 @@ async def _start(**_: Any) -> None:
     await runner.setup()
     await web.TCPSite(runner, CONFIG.bind_address, CONFIG.port).start()
     _runner = runner
-    HEALTH.probe_task = asyncio.create_task(HEALTH.probe_forever(), name="health-probe")
     log.info("health endpoints on %s:%d (/healthz, /readyz)", CONFIG.bind_address, CONFIG.port)
 
 
-@kopf.on.cleanup(id="health-server")
-async def _stop(**_: Any) -> None:
+async def shutdown() -> None:
     global _runner
     if HEALTH.probe_task is not None:
         HEALTH.probe_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await HEALTH.probe_task
+        HEALTH.probe_task = None
     if _runner is not None:
         await _runner.cleanup()
         _runner = None
+
+
+@kopf.on.startup(id="health-server")
+async def _start(**_: Any) -> None:
+    if not CONFIG.port:
+        return
+    await serve()
+    if HEALTH.probe_task is None:
+        HEALTH.probe_task = asyncio.create_task(HEALTH.probe_forever(), name="health-probe")
+
+
+@kopf.on.cleanup(id="health-server")
+async def _stop(**_: Any) -> None:
+    # With leader election the endpoints outlive kopf (the lease is handed back after it stops).
+    if HEALTH.role == "single":
+        await shutdown()
+    elif HEALTH.probe_task is not None:
+        HEALTH.probe_task.cancel()
+        HEALTH.probe_task = None
 
 
 @kopf.on.event(GROUP, VERSION, "ecsnicattachments", id="health-attachments")

@@ -21,6 +21,7 @@ from kubernetes import client, config
 
 from ecs_nic_operator import GROUP, VERSION
 from ecs_nic_operator.config import FINALIZER, INTENT_ANNOTATION
+from ecs_nic_operator.fence import FENCE
 
 PLURAL = "ecsnicattachments"
 CLOUD_PLURAL = "ecsclouds"
@@ -59,8 +60,14 @@ class Kube:
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
+
+        def call() -> Any:
+            # Checked in the pool thread, after the queue wait: a deposed leader's queued calls never leave.
+            FENCE.check(f"Kubernetes {getattr(fn, '__name__', 'call')}")
+            return fn(*args, **kwargs)
+
         try:
-            return await loop.run_in_executor(self.pool, lambda: fn(*args, **kwargs))
+            return await loop.run_in_executor(self.pool, call)
         except client.ApiException as exc:
             if exc.status == 409:
                 raise Conflict(str(exc.reason)) from None

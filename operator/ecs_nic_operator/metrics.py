@@ -12,7 +12,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram, Info
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -41,6 +41,11 @@ RECONCILES = Counter(
     ["outcome"],
 )
 OPERATOR_INFO = Info("ecsnic_operator", "Version and build information of the running operator.")
+LEADER = Gauge(
+    "ecsnic_leader",
+    "1 while this replica acts (holds the leader lease, or runs without --leader-elect); 0 while it stands by.",
+)
+LEADER.set(1)
 
 RECONCILE_DURATION = Histogram(
     "ecsnic_reconcile_duration_seconds",

@@ -33,4 +33,7 @@ def test_bench_smoke_writes_table_json_and_plot(tmp_path: Path) -> None:
     # Invariants, not timings: every attachment got exactly one NIC, and a restart attaches nothing.
     assert data["nics_after_run1"] == data["n"]
     assert data["restart_posts"] == 0
+    # The leader killed half-way through run 1: another replica took over, nothing duplicated or lost.
+    assert data["failover_duplicates"] == 0 and data["failover_missing"] == 0
+    assert data["failover_takeover_s"] > 0 and data["failover_first_ready_s"] >= data["failover_takeover_s"]
     assert set(data["machine"]) >= {"cores", "python", "kopf", "kube_apiserver"}

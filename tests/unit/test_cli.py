@@ -64,7 +64,7 @@ def test_help_lists_every_environment_variable_the_operator_reads_even_with_a_ba
         ("ECSNIC_LOG_LEVEL", "loud", "must be one of DEBUG"),
         ("ECSNIC_RESYNC_PERIOD", "-5", "greater than 0"),
         ("ECSNIC_WORKERS", "many", "not a whole number"),
-        ("ECSNIC_PEERING", "maybe", "not a boolean"),
+        ("ECSNIC_LEADER_ELECT", "maybe", "not a boolean"),
     ],
 )
 def test_a_bad_environment_value_is_one_clear_line(env: str, value: str, needle: str) -> None:
@@ -88,11 +88,11 @@ def test_choices_are_case_insensitive_and_normalised() -> None:
 
 
 def test_flags_win_over_the_environment_and_defaults_fill_the_rest() -> None:
-    got = resolved("--metrics-port", "9090", "--peering", ECSNIC_METRICS_PORT="8080", ECSNIC_HEALTH_PORT="8081")
-    assert got["metrics_port"] == 9090 and got["health_port"] == 8081 and got["peering"] is True
+    got = resolved("--metrics-port", "9090", "--leader-elect", ECSNIC_METRICS_PORT="8080", ECSNIC_HEALTH_PORT="8081")
+    assert got["metrics_port"] == 9090 and got["health_port"] == 8081 and got["leader_elect"] is True
     defaults = resolved()
     assert {s.name: defaults[s.name] for s in SETTINGS} == {s.name: s.default for s in SETTINGS}
-    assert resolved(ECSNIC_PEERING="true")["peering"] is True
+    assert resolved(ECSNIC_LEADER_ELECT="true")["leader_elect"] is True
 
 
 def test_settings_built_in_code_validate_the_environment_too(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,7 @@ from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
 from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
 from ecs_nic_operator.cloud.urls import require_secure_url
+from ecs_nic_operator.fence import FENCE
 from ecs_nic_operator.metrics import CLOUD_CALLS, CLOUD_LATENCY, RATE_LIMIT_WAIT
 
 log = logging.getLogger("ecs_nic_operator.cloud")
@@ -67,6 +68,21 @@ class _RateLimitedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class _FencedTransport(httpx.AsyncBaseTransport):
+    """The last step before the wire (after the rate-limit wait): a replica without the leader lease
+    sends nothing, Keystone token requests included (fence.py)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        FENCE.check(f"cloud {request.method} {request.url.path}")
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def _check_id(kind: str, value: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValueError(f"{kind} {value!r} is not a valid ID")
@@ -95,9 +111,12 @@ class EcsClient:
         self.limiter = limiter
         self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
         self._cloudservers = f"{self.endpoint}/v1/{quote(project_id, safe='')}/cloudservers"
-        inner = transport or ProxyRouter(
-            verify=ssl_context(ca_bundle),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        inner = _FencedTransport(
+            transport
+            or ProxyRouter(
+                verify=ssl_context(ca_bundle),
+                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            )
         )
         self._http = httpx.AsyncClient(
             auth=auth,
