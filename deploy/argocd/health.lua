@@ -8,7 +8,7 @@ local terminal = {
   NetworkNotFound = true, PortInUse = true, IpInUse = true, QuotaExceeded = true,
   CredentialsRejected = true, InvalidRequest = true, ServerNotFound = true, PortNotFound = true,
   CloudNotFound = true, NamespaceNotAllowed = true, NodeNotFound = true, NodeHasNoProviderID = true,
-  DetachBlocked = true,
+  DetachBlocked = true, PortClaimed = true, IntentUnverifiable = true, IntentKeyUnavailable = true,
 }
 local ready, synced = nil, nil
 if obj.status ~= nil and obj.status.conditions ~= nil then

@@ -39,6 +39,10 @@ class Reason:
     THROTTLED = "Throttled"
     SERVER_BUSY = "ServerBusy"
     DETACH_BLOCKED = "DetachBlocked"
+    # Ownership (docs/ownership.md)
+    PORT_CLAIMED = "PortClaimed"
+    INTENT_UNVERIFIABLE = "IntentUnverifiable"
+    INTENT_KEY_UNAVAILABLE = "IntentKeyUnavailable"
     # EcsCloud
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_FORBIDDEN = "SecretForbidden"
@@ -46,6 +50,7 @@ class Reason:
     ENDPOINT_UNREACHABLE = "EndpointUnreachable"
     ENDPOINT_INVALID = "EndpointInvalid"
     CONNECTED = "Connected"
+    CHECK_FAILED = "CheckFailed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,21 @@ def _env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+_SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _own_namespace() -> str:
+    """ECSNIC_OPERATOR_NAMESPACE, else POD_NAMESPACE, else the in-cluster service account's, else ecs-nic-system."""
+    for name in ("ECSNIC_OPERATOR_NAMESPACE", "POD_NAMESPACE"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        with open(_SA_NAMESPACE) as f:
+            return f.read().strip() or "ecs-nic-system"
+    except OSError:
+        return "ecs-nic-system"
+
+
 @dataclass(frozen=True)
 class Settings:
     namespaces: tuple[str, ...] = ()
@@ -45,3 +60,5 @@ class Settings:
     peering: bool = False
     log_format: str = "text"
     log_level: str = "INFO"
+    # Where the operator keeps its own state (the intent signing key): the namespace it runs in.
+    operator_namespace: str = field(default_factory=lambda: _own_namespace())

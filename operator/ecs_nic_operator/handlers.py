@@ -62,6 +62,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     # would otherwise hold thousands of them (and their memory) for the default 5 s after each event.
     settings.batching.idle_timeout = 1.0
     State.controller = Controller(Kube(load_config()), own)
+    metrics.COLLECTOR.source = lambda: State.controller
     State.trimming = asyncio.create_task(memory.trim_forever(), name="malloc-trim")
     metrics.OPERATOR_INFO.info({"version": __version__})
     log.info("ecs-nic-operator %s started (resync every %.0f s)", __version__, own.resync_period)

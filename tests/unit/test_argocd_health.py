@@ -30,6 +30,9 @@ TERMINAL = {
     Reason.NODE_NOT_FOUND,
     Reason.NODE_NO_PROVIDER_ID,
     Reason.DETACH_BLOCKED,
+    Reason.PORT_CLAIMED,
+    Reason.INTENT_UNVERIFIABLE,
+    Reason.INTENT_KEY_UNAVAILABLE,
 }
 PASSING = {
     Reason.ATTACHING,
@@ -93,6 +96,7 @@ def test_every_reason_is_classified() -> None:
         Reason.ENDPOINT_UNREACHABLE,
         Reason.ENDPOINT_INVALID,
         Reason.CONNECTED,
+        Reason.CHECK_FAILED,
     }
     assert reasons - ecscloud_only == TERMINAL | PASSING | {Reason.ACTIVE, Reason.RECONCILE_SUCCESS, Reason.PAUSED}
 
