@@ -67,6 +67,10 @@ def test_rejected_credentials_say_so_on_the_attachment_until_the_secret_is_fixed
         server = stack.new_server()
         stack.create(ns, "nic", stack.spec(server, cloudRef={"name": name}))
         cloud_reason(stack, name, "CredentialsRejected")
+        # An attachment that never made a call itself says what to fix too, not "the cloud is not Ready".
+        stack.create(ns, "second", stack.spec(server, cloudRef={"name": name}))
+        second = stack.wait_reason(ns, "second", {"CredentialsRejected", "CloudNotReady"}, type_="Synced")
+        assert condition(second, "Synced")["reason"] == "CredentialsRejected"  # type: ignore[index]
         # After the cloud is marked rejected its attachments are looked at again: they keep saying what to fix.
         calls = stack.sim.calls_on(server)
         for _ in range(3):
@@ -78,6 +82,7 @@ def test_rejected_credentials_say_so_on_the_attachment_until_the_secret_is_fixed
 
         apply_cloud(stack.kube, name, stack.sim.url, secret={"token": TOKEN})
         stack.wait_ready(ns, "nic", timeout=40)
+        stack.wait_ready(ns, "second", timeout=40)
     finally:
         delete_cloud(stack.kube, name)
 
