@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import random
 import time
-import zlib
 from collections import defaultdict
 from typing import Any, NoReturn
 
@@ -34,6 +33,17 @@ from ecs_nic_operator.kube import Conflict, Gone, Kube
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.errors import backoff, classify
 from ecs_nic_operator.reconcile.evidence import Evidence, KeyUnavailable, Signer
+from ecs_nic_operator.reconcile.ownership import port_claimer, rivals
+from ecs_nic_operator.reconcile.pacing import (
+    ACTIVE_SEEN_MAX_AGE,
+    BASELINE_MAX_AGE,
+    RESEND_DETACH_AFTER,
+    RUN_FALLBACK,
+    Runs,
+    poll_delay,
+    resync_delay,
+)
+from ecs_nic_operator.reconcile.status import SYNCED_OK, StatusWriter, ready_condition
 from ecs_nic_operator.reconcile.store import Store
 from ecs_nic_operator.reconcile.timing import FirstLook
 from ecs_nic_operator.resources import Attachment, Intent, Key, status_from_port
@@ -43,15 +53,6 @@ from ecs_nic_operator.workqueue import WorkQueue
 log = logging.getLogger("ecs_nic_operator.controller")
 
 
-# How old a server's cached port list may be to serve as the "what the server had" baseline of an attach.
-BASELINE_MAX_AGE = 30.0
-# How old a list showing a followed port ACTIVE may be to end the poll without another call.
-ACTIVE_SEEN_MAX_AGE = 15.0
-# How much later than usual an attachment followed by another attach on its server looks itself (the
-# last one's look usually answers for it first).
-RUN_FALLBACK = 10.0
-# Looks at a detaching port still listed before its DELETE is sent again (the first may have been lost).
-RESEND_DETACH_AFTER = 6
 # After a start, how long a missing EcsCloud is taken for "not listed yet" rather than "does not exist".
 STARTUP_GRACE = 10.0
 
@@ -71,6 +72,7 @@ class Controller:
         self.kube = kube
         self.settings = settings
         self.store = Store()
+        self.status = StatusWriter(kube, self.store)
         self.evidence = Evidence(kube, settings.operator_namespace)
         # uids deleted lately: a LIST answered after their DELETED event must not bring them back.
         self._deleted: dict[str, float] = {}
@@ -86,9 +88,7 @@ class Controller:
         self._detaching: dict[Key, tuple[str, float, bool]] = {}
         self._detach = FirstLook()  # when to look after a DELETE was answered
         self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
-        # New attachments not looked at yet, by server: after one attaches, the next on its server is taken
-        # out of turn, so a server's attaches come back to back and share one baseline list and one poll.
-        self._fresh: dict[ServerKey, dict[Key, None]] = defaultdict(dict)
+        self._runs = Runs()  # a server's new attachments, taken back to back (reconcile/pacing.py)
         self._started_at = time.monotonic()
         self._resync_task: asyncio.Task[None] | None = None
         self._listed = False  # every watched attachment read once (see _know_all)
@@ -137,9 +137,7 @@ class Controller:
             return  # an event older than the patch answer we already hold
         self.store.put(new)
         if old is None and not new.port_id and new.intent is None and not new.deleting:
-            skey = self._fresh_key(new)
-            if skey is not None:
-                self._fresh[skey][key] = None
+            self._runs.add(new)
         # Our own writes come back as events too (status, and finalizer + intent, whose event may even beat
         # the write's answer); only what a user changed needs a look now.
         if (
@@ -152,29 +150,13 @@ class Controller:
         ):
             self.queue.schedule(key, new=old is None)
 
-    @staticmethod
-    def _fresh_key(obj: Attachment) -> ServerKey | None:
-        return (obj.spec.cloud, obj.spec.server_id.lower()) if obj.spec.server_id else None
-
-    def _not_fresh(self, obj: Attachment) -> None:
-        skey = self._fresh_key(obj)
-        fresh = self._fresh.get(skey) if skey is not None else None
-        if fresh is not None and skey is not None:
-            fresh.pop(obj.key, None)
-            if not fresh:
-                del self._fresh[skey]
-
     def _next_on_server(self, skey: ServerKey) -> bool:
         """Take the next new attachment on this server out of turn; False when there is none."""
-        fresh = self._fresh.get(skey)
-        while fresh:
-            key = next(iter(fresh))
-            del fresh[key]
-            if key in self.objects and key not in self._seen:
-                self.queue.schedule(key, front=True)
-                return True
-        self._fresh.pop(skey, None)
-        return False
+        key = self._runs.take_next(skey, lambda k: k in self.objects and k not in self._seen)
+        if key is None:
+            return False
+        self.queue.schedule(key, front=True)
+        return True
 
     def _tombstone(self, uid: str) -> None:
         now = time.monotonic()
@@ -185,7 +167,7 @@ class Controller:
     def _forget(self, key: Key) -> None:
         obj = self.store.remove(key)
         if obj is not None:
-            self._not_fresh(obj)
+            self._runs.discard(obj)
             self._release_claims(obj)
         self.queue.forget(key)
         self._attempts.pop(key, None)
@@ -216,7 +198,7 @@ class Controller:
         started = time.monotonic()
         outcome = "ok"
         if key not in self._seen:
-            self._not_fresh(obj)
+            self._runs.discard(obj)
         try:
             if obj.deleting and obj.paused and obj.has_finalizer and obj.spec.deletion_policy != "Orphan":
                 await self._paused_deletion(obj)
@@ -254,7 +236,7 @@ class Controller:
         return self._attempts[key]
 
     async def _paused(self, obj: Attachment) -> None:
-        await self._write(
+        await self.status.write(
             obj,
             None,
             [Condition(SYNCED, False, Reason.PAUSED, 'the ecsnic.io/paused annotation is "true": no cloud calls')],
@@ -266,7 +248,7 @@ class Controller:
             'deletion waits: the ecsnic.io/paused annotation is "true", so the NIC is not detached. Remove the '
             "annotation to detach, or set spec.deletionPolicy: Orphan to delete and leave the NIC attached"
         )
-        await self._write(
+        await self.status.write(
             obj,
             None,
             [Condition(READY, False, Reason.PAUSED, message), Condition(SYNCED, False, Reason.PAUSED, message)],
@@ -342,7 +324,7 @@ class Controller:
         ready = conditions.get(obj.status, READY)
         if ready is None or ready.get("status") != "True" or obj.deleting:
             wanted.insert(0, Condition(READY, False, reason, message))
-        await self._write(obj, None, wanted, event=("Warning", reason, message))
+        await self.status.write(obj, None, wanted, event=("Warning", reason, message))
         delay = (retry or self.settings.dependency_retry) * random.uniform(0.9, 1.1)
         self.queue.schedule(obj.key, min(delay, 30.0) if obj.deleting else delay)
         raise Stop
@@ -358,7 +340,7 @@ class Controller:
         used = cloud.client  # a credentials refusal counts only against the client that made the call
         if obj.port_id and not obj.has_finalizer:
             # Someone removed our finalizer from an attached NIC: without it a delete would leak the NIC.
-            obj = self._store(
+            obj = self.status.keep(
                 await self.kube.add_finalizer(obj.namespace, obj.name, obj.resource_version, obj.finalizers)
             )
         try:
@@ -395,43 +377,6 @@ class Controller:
             "attaches, adopts nor detaches it. Delete one of the two; this one goes on once the other lets go"
         )
         await self._blocked(obj, Reason.PORT_CLAIMED, message, retry=self.settings.spec_retry)
-
-    def _rivals(
-        self, skey: ServerKey, key: Key, signer: Signer
-    ) -> tuple[set[str], list[tuple[str, ...]], set[tuple[str, str]]]:
-        """What other attachments on this server own or may own: ports in their status or named by their
-        spec while their attach is unanswered, the known ports of unanswered plain-network intents, and the
-        (network, fixed IP) pairs unanswered ones asked for. Adoption must never take any of these.
-        Only verified intents count: a forged one could otherwise steer our adoption."""
-        claimed: set[str] = set()
-        others_known: list[tuple[str, ...]] = []
-        reserved_ips: set[tuple[str, str]] = set()
-        for o in self.store.on_server(skey):
-            if o.key == key:
-                continue
-            if o.port_id and o.status_server == skey[1]:
-                claimed.add(o.port_id)
-            if o.intent is None or not signer.verify(o) or o.intent.server != skey[1]:
-                continue
-            if o.spec.port_id:
-                claimed.add(o.spec.port_id)
-            elif o.spec.fixed_ip and o.spec.net_id:
-                reserved_ips.add((o.spec.net_id, o.spec.fixed_ip))
-            if o.intent.known_ports is not None:
-                others_known.append(o.intent.known_ports)
-        return claimed, others_known, reserved_ips
-
-    def _port_claimer(self, obj: Attachment, port_id: str, signer: Signer) -> Attachment | None:
-        """Another attachment (any namespace) that owns this port: it has it in status, or its verified
-        intent names it by spec.portId and its attach is unanswered."""
-        for other in self.store.naming_port(port_id):
-            if other.key == obj.key or other.uid == obj.uid:
-                continue
-            if other.port_id == port_id:
-                return other
-            if other.spec.port_id == port_id and not other.port_id and signer.verify(other):
-                return other
-        return None
 
     def _release_claims(self, obj: Attachment) -> None:
         """obj is gone: attachments waiting for the port it held (PortClaimed) may go on; a server nobody
@@ -493,17 +438,17 @@ class Controller:
         if active:
             self._polls.pop(obj.key, None)
             self._forget_waiting(skey, obj.key)
-            ready = self._ready(skey, port)
+            ready = ready_condition(skey, port)
             was = conditions.get(obj.status, READY)
             first = was is None or was.get("status") != "True"
             event = ("Normal", "Active", f"port {port.port_id} ({port.mac_addr}) is ACTIVE") if first else None
-            await self._write(obj, status_from_port(skey[1], port), [ready, self._synced()], event=event)
+            await self.status.write(obj, status_from_port(skey[1], port), [ready, SYNCED_OK], event=event)
             self._schedule_resync(obj.key, skey)
         else:
             polls = self._polls.get(obj.key, 0) + 1
             self._polls[obj.key] = polls
             self._waiting[skey].add(obj.key)
-            await self._write(obj, status_from_port(skey[1], port), [self._ready(skey, port), self._synced()])
+            await self.status.write(obj, status_from_port(skey[1], port), [ready_condition(skey, port), SYNCED_OK])
             self.queue.schedule(obj.key, self._poll_delay(polls))
 
     def _wake_siblings(self, key: Key, skey: ServerKey, ports: dict[str, InterfaceAttachment]) -> None:
@@ -533,32 +478,11 @@ class Controller:
             if not waiting:
                 del self._waiting[skey]
 
-    @staticmethod
-    def _ready(skey: ServerKey, port: InterfaceAttachment) -> Condition:
-        """Ready from the port state; the same text while DOWN, so following a port writes nothing new."""
-        if port.port_state == "ACTIVE":
-            return Condition(READY, True, Reason.ACTIVE, f"port {port.port_id} is ACTIVE on server {skey[1]}")
-        return Condition(
-            READY,
-            False,
-            Reason.PORT_DOWN,
-            f"port {port.port_id} is {port.port_state} on server {skey[1]}; waiting for ACTIVE",
-        )
-
     def _poll_delay(self, polls: int) -> float:
-        return min(self.settings.poll_max, self.settings.poll_min * 2.0 ** max(0, polls - 2))
+        return poll_delay(self.settings, polls)
 
     def _schedule_resync(self, key: Key, skey: ServerKey) -> None:
-        """Next drift check at a phase fixed per server, so a server's attachments share one list call."""
-        period = self.settings.resync_period
-        phase = (zlib.crc32(f"{skey[0]}/{skey[1]}".encode()) % 10_000) / 10_000 * period
-        delay: float = (phase - time.time()) % period
-        if delay < period * 0.1:
-            delay += period
-        self.queue.schedule(key, delay)
-
-    def _synced(self) -> Condition:
-        return Condition(SYNCED, True, Reason.RECONCILE_SUCCESS, "the last reconcile with the cloud succeeded")
+        self.queue.schedule(key, resync_delay(self.settings, skey))
 
     async def _drifted(self, obj: Attachment, cloud: Cloud, skey: ServerKey, signer: Signer) -> None:
         """The port is gone from the server. Status keeps naming it until the repair's answer replaces it: the
@@ -596,13 +520,13 @@ class Controller:
             if obj.intent is None and obj.has_finalizer and not obj.port_id:
                 why = "the ecsnic.io/attach-intent annotation that this operator wrote before attaching was removed"
                 await self._unverifiable(obj, skey[1], why)
-            if spec.port_id and (claimer := self._port_claimer(obj, spec.port_id, signer)) is not None:
+            if spec.port_id and (claimer := port_claimer(self.store, obj, spec.port_id, signer)) is not None:
                 await self._port_claimed(obj, claimer)
             if obj.intent is not None:
                 # An earlier attach may have reached the cloud without its answer being saved.
                 await self._know_all()
                 ports = await self.views.ports(client, skey, 0)
-                port = adoptable(spec, obj.intent, ports, *self._rivals(skey, obj.key, signer))
+                port = adoptable(spec, obj.intent, ports, *rivals(self.store, skey, obj.key, signer))
                 adopted = port is not None
             if port is None:
                 known: tuple[str, ...] | None = None
@@ -617,7 +541,7 @@ class Controller:
                 body = await self.kube.record_intent(
                     obj.namespace, obj.name, obj.resource_version, obj.finalizers, intent.dump()
                 )
-                obj = self._store(body)
+                obj = self.status.keep(body)
                 if obj.key not in self.objects:
                     raise Gone("deleted while its intent was being recorded")
                 try:
@@ -626,7 +550,7 @@ class Controller:
                     )
                 except errors.InUse:
                     ports = await self.views.ports(client, skey, 0)
-                    port = adoptable(spec, intent, ports, *self._rivals(skey, obj.key, signer))
+                    port = adoptable(spec, intent, ports, *rivals(self.store, skey, obj.key, signer))
                     if port is None:
                         raise
                     adopted = True
@@ -642,10 +566,10 @@ class Controller:
             metrics.ATTACHES.labels("adopted" if adopted else "created").inc()
             active = port.port_state == "ACTIVE"
             try:
-                await self._write(
+                await self.status.write(
                     obj,
                     status_from_port(skey[1], port),
-                    [self._ready(skey, port), self._synced()],
+                    [ready_condition(skey, port), SYNCED_OK],
                     event=(
                         "Normal",
                         "DriftRepaired" if repair else ("Adopted" if adopted else "Attached"),
@@ -726,7 +650,7 @@ class Controller:
         elif not keep_ready:
             wanted.insert(0, Condition(READY, False, verdict.reason, verdict.message))
         log.info("%s/%s: %s; next try in %.1f s", obj.namespace, obj.name, verdict.message, verdict.delay)
-        await self._write(obj, None, wanted, event=event)
+        await self.status.write(obj, None, wanted, event=event)
         self.queue.schedule(obj.key, verdict.delay)
 
     # -- delete ------------------------------------------------------------------------------------------
@@ -776,7 +700,7 @@ class Controller:
                 async with self.views.lock(skey):
                     ports = await self.views.ports(client, skey, 0)
                     if port_id is None or port_id not in ports:
-                        found = adoptable(obj.spec, obj.intent, ports, *self._rivals(skey, obj.key, signer))
+                        found = adoptable(obj.spec, obj.intent, ports, *rivals(self.store, skey, obj.key, signer))
                         port_id = found.port_id if found else port_id
             if port_id is not None:
                 detaching = self._detaching.get(obj.key)
@@ -791,10 +715,10 @@ class Controller:
                     self._detaching[obj.key] = (port_id, time.monotonic(), not_found)
                     self._polls[obj.key] = 0
                     message = f"detaching port {port_id} from server {server}"
-                    await self._write(
+                    await self.status.write(
                         obj,
                         None,
-                        [Condition(READY, False, Reason.DETACHING, message), self._synced()],
+                        [Condition(READY, False, Reason.DETACHING, message), SYNCED_OK],
                         event=("Normal", "Detaching", message),
                     )
                     self.queue.schedule(obj.key, max(self.settings.poll_min, self._detach.delay))
@@ -840,52 +764,3 @@ class Controller:
                 message=f"server {server} no longer exists, and its NICs with it: nothing is left to detach",
             )
         await self.kube.remove_finalizer(obj.namespace, obj.name, obj.finalizers)
-
-    # -- writing status ----------------------------------------------------------------------------------
-
-    def _store(self, body: dict[str, Any]) -> Attachment:
-        obj = Attachment.from_body(body)
-        current = self.objects.get(obj.key)
-        # No current copy: its DELETED event came while this write was under way; do not bring it back.
-        if current is not None and int(current.resource_version or 0) <= int(obj.resource_version or 0):
-            self.store.put(obj)
-        return obj
-
-    async def _write(
-        self,
-        obj: Attachment,
-        fields: dict[str, Any] | None,
-        wanted: list[Condition],
-        event: tuple[str, str, str] | None = None,
-    ) -> Attachment:
-        """Patch status only when something a user would see changes; post the Event with it."""
-        current = obj.status
-        status: dict[str, Any] = dict(current)
-        for name, value in (fields or {}).items():
-            if value is None:
-                status.pop(name, None)
-            else:
-                status[name] = value
-        status["conditions"] = conditions.merge(status.get("conditions") or [], wanted, obj.generation)
-        status["observedGeneration"] = obj.generation
-        if status == current:
-            return obj
-        patch = dict(status)
-        for name in current:
-            if name not in status:
-                patch[name] = None  # merge patch: null removes the field
-        if event is not None and self._new_message(current, wanted):
-            kind, reason, message = event
-            post = kopf.warn if kind == "Warning" else kopf.info
-            post(obj.ref(), reason=reason, message=message)  # type: ignore[arg-type]
-        body = await self.kube.patch_status(obj.namespace, obj.name, patch)
-        return self._store(body)
-
-    @staticmethod
-    def _new_message(current: dict[str, Any], wanted: list[Condition]) -> bool:
-        """Repeat an Event only when the condition it reports changed, not on every retry."""
-        for cond in wanted:
-            old = conditions.get(current, cond.type)
-            if old is None or old.get("reason") != cond.reason or old.get("message") != cond.message[:1024]:
-                return True
-        return False
