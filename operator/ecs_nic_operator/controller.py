@@ -57,10 +57,9 @@ log = logging.getLogger("ecs_nic_operator.controller")
 STARTUP_GRACE = 10.0
 
 
-# EcsCloud reasons that only a person can fix, by changing the credentials Secret.
-CREDENTIALS_REASONS = frozenset(
-    {Reason.CREDENTIALS_REJECTED, Reason.CREDENTIALS_INVALID, Reason.SECRET_NOT_FOUND, Reason.SECRET_FORBIDDEN}
-)
+# EcsCloud reasons that say the credentials themselves are wrong: only a person can fix them, in the Secret.
+# (A missing or unreadable Secret stays CloudNotReady, with the cloud's reason in the message.)
+CREDENTIALS_REASONS = frozenset({Reason.CREDENTIALS_REJECTED, Reason.CREDENTIALS_INVALID})
 
 
 class Stop(Exception):
