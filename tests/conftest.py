@@ -6,6 +6,13 @@ import os
 
 import pytest
 
+from ecs_nic_operator.devenv.tools import use_virtualenv_tools
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Go and kubectl live in the virtualenv (scripts/bootstrap): found even when pytest is run directly.
+    use_virtualenv_tools()
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Tests under tests/integration need the real control plane; mark them so `-m "not integration"`

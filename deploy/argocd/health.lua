@@ -1,15 +1,39 @@
 -- Argo CD health check for ecsnic.io/EcsNicAttachment (see argocd-cm.yaml for where it goes).
 -- Healthy: Ready=True (and Synced not failed for a terminal reason).
--- Degraded: a reason only a person can fix: a spec the cloud refuses, credentials, a missing dependency.
--- Suspended: the ecsnic.io/paused annotation (Synced=False, ReconcilePaused).
+-- Degraded: a reason only a person can fix: a spec the cloud refuses, credentials, a missing dependency,
+--   or an EcsCloud that is not Ready for such a reason (CloudNotReady naming it).
+-- Suspended: the ecsnic.io/paused annotation (before or after the operator said so).
 -- Progressing: everything else (attaching, port not ACTIVE yet, transient cloud trouble, no status yet).
 local hs = {}
 local terminal = {
   NetworkNotFound = true, PortInUse = true, IpInUse = true, QuotaExceeded = true,
   CredentialsRejected = true, InvalidRequest = true, ServerNotFound = true, PortNotFound = true,
   CloudNotFound = true, NamespaceNotAllowed = true, NodeNotFound = true, NodeHasNoProviderID = true,
-  DetachBlocked = true, PortClaimed = true, IntentUnverifiable = true, IntentKeyUnavailable = true,
+  DetachBlocked = true, ServerLocked = true, SubnetExhausted = true, InvalidIp = true, ApiNotFound = true,
+  NicLimitReached = true, AttachStuck = true, DetachStuck = true,
+  PortClaimed = true, IntentUnverifiable = true, IntentKeyUnavailable = true,
 }
+-- EcsCloud reasons only a person can fix; CloudNotReady's message names the cloud's reason
+-- ("EcsCloud 'x' is not Ready: <Reason>: ...").
+local cloud_terminal = {
+  SecretNotFound = true, SecretForbidden = true, CredentialsInvalid = true, CredentialsRejected = true,
+  EndpointInvalid = true,
+}
+local function is_terminal(c)
+  if c == nil or c.status ~= "False" or c.reason == nil then return false end
+  if terminal[c.reason] then return true end
+  if c.reason == "CloudNotReady" and type(c.message) == "string" then
+    local why = string.match(c.message, "is not Ready: (%w+)")
+    return why ~= nil and cloud_terminal[why] == true
+  end
+  return false
+end
+local function text(c)
+  local reason = c.reason
+  if reason == nil or reason == "" then reason = c.type .. "=" .. tostring(c.status) end
+  if c.message ~= nil and c.message ~= "" then return reason .. ": " .. c.message end
+  return reason
+end
 local ready, synced = nil, nil
 if obj.status ~= nil and obj.status.conditions ~= nil then
   for _, c in ipairs(obj.status.conditions) do
@@ -17,21 +41,27 @@ if obj.status ~= nil and obj.status.conditions ~= nil then
     if c.type == "Synced" then synced = c end
   end
 end
-local function text(c)
-  if c.message ~= nil and c.message ~= "" then return c.reason .. ": " .. c.message end
-  return c.reason or ""
+local annotations = obj.metadata ~= nil and obj.metadata.annotations or nil
+if annotations ~= nil and annotations["ecsnic.io/paused"] == "true" then
+  hs.status = "Suspended"
+  if synced ~= nil and synced.reason == "ReconcilePaused" then
+    hs.message = text(synced)
+  else
+    hs.message = 'ecsnic.io/paused is "true": no cloud calls'
+  end
+  return hs
 end
 if synced ~= nil and synced.status == "False" and synced.reason == "ReconcilePaused" then
   hs.status = "Suspended"
   hs.message = text(synced)
   return hs
 end
-if synced ~= nil and synced.status == "False" and terminal[synced.reason] then
+if is_terminal(synced) then
   hs.status = "Degraded"
   hs.message = text(synced)
   return hs
 end
-if ready ~= nil and ready.status == "False" and terminal[ready.reason] then
+if is_terminal(ready) then
   hs.status = "Degraded"
   hs.message = text(ready)
   return hs

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 from ecs_nic_operator import __version__
+from ecs_nic_operator.config import SETTINGS, Setting, SettingError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,6 +29,12 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=namespaces,
         all_namespaces=not namespaces,
         resync_period=args.resync_period,
+        spec_retry=args.spec_retry,
+        backoff_min=args.backoff_min,
+        backoff_max=args.backoff_max,
+        dependency_retry=args.dependency_retry,
+        workers=args.workers,
+        cloud_timeout=args.cloud_timeout,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         peering=args.peering,
@@ -38,6 +45,10 @@ def _run(args: argparse.Namespace) -> int:
         start_http_server(args.metrics_port, addr=args.bind_address)
     # Our own /healthz and /readyz (health.py) watch the watches; kopf's liveness endpoint stays off.
     health.configure(args.health_port, args.bind_address, namespaces)
+    health.CONFIG.interval = args.health_interval
+    health.CONFIG.stale_after = args.health_stale_after or 3 * args.health_interval
+    health.CONFIG.grace = args.health_grace or max(2 * args.health_interval, 5.0)
+    health.CONFIG.stuck_after = args.health_stuck_after
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
@@ -52,72 +63,141 @@ def _run(args: argparse.Namespace) -> int:
 def _simulator(args: argparse.Namespace) -> int:
     from ecs_nic_operator.simulator import main as simulator_main
 
-    simulator_main(args.host, args.port, args.seed)
+    simulator_main(args.host, args.port, args.seed, args.dialect)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from ecs_nic_operator.devenv.demo import main as demo_main
 
-    return demo_main(keep_running=not args.no_wait)
+    return demo_main(keep_running=not args.no_wait, kubeconfig=args.kubeconfig)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag or value is one line on stderr and exit status 2: no usage dump, never a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _flag_type(setting: Setting) -> Any:
+    def convert(raw: str) -> Any:
+        try:
+            return setting.parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{raw!r}: {exc}") from None
+
+    return convert
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "derived"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+ENVIRONMENT_EPILOG = """\
+Every flag above can also be set with its ECSNIC_* environment variable (shown with it); a flag given on the
+command line wins. Values are checked the same way in both places: a bad one stops the operator with a
+one-line error naming the variable. Also read: KUBECONFIG (else the in-cluster config), HTTPS_PROXY /
+NO_PROXY (cloud calls), POD_ID (this replica's identity in logs and peering).
+"""
+
+
+def _add_settings(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group("settings (flag / environment variable)")
+    for s in SETTINGS:
+        shown = f"[env {s.env}; default {_shown(s.default)}]"
+        if s.switch:
+            group.add_argument(
+                s.flag, dest=s.name, action="store_const", const=True, default=None, help=f"{s.help} {shown}"
+            )
+        else:
+            group.add_argument(
+                s.flag,
+                dest=s.name,
+                type=_flag_type(s),
+                default=None,
+                metavar=s.metavar or None,
+                help=f"{s.help} {shown}",
+            )
+
+
+def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> argparse.Namespace:
+    """Fill every setting not given as a flag from its environment variable (validated) or its default."""
+    for s in SETTINGS:
+        if getattr(args, s.name, None) is None:
+            setattr(args, s.name, s.from_env(environ))
+    return args
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="ecs-nic-operator",
         description="Attach NICs to Huawei Cloud ECS / OpenStack servers from EcsNicAttachment resources.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the operator against the cluster in KUBECONFIG (or in-cluster)")
+    run = sub.add_parser(
+        "run",
+        help="run the operator against the cluster in KUBECONFIG (or in-cluster)",
+        description="Run the operator against the cluster in KUBECONFIG (or the in-cluster config).",
+        epilog=ENVIRONMENT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
-    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
-    run.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(os.environ.get("ECSNIC_METRICS_PORT", "0") or 0),
-        help="serve Prometheus metrics on this port (0: off)",
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        metavar="NS",
+        help="serve EcsNicAttachments in this namespace only (repeatable)",
     )
-    run.add_argument(
-        "--health-port",
-        type=int,
-        default=int(os.environ.get("ECSNIC_HEALTH_PORT", "0") or 0),
-        help="serve /healthz (liveness) and /readyz (readiness) on this port (0: off)",
-    )
-    run.add_argument("--bind-address", default=os.environ.get("ECSNIC_BIND_ADDRESS", "0.0.0.0"))
-    run.add_argument(
-        "--resync-period",
-        type=float,
-        default=float(os.environ.get("ECSNIC_RESYNC_PERIOD", "300")),
-        help="seconds between drift checks of each server (jittered per server; default 300)",
-    )
-    run.add_argument(
-        "--peering",
-        action="store_true",
-        default=os.environ.get("ECSNIC_PEERING") == "true",
-        help="run as one of several replicas: one active, the others standby (kopf peering)",
-    )
-    run.add_argument("--peering-name", default=os.environ.get("ECSNIC_PEERING_NAME", "ecs-nic-operator"))
-    run.add_argument("--log-level", default=os.environ.get("ECSNIC_LOG_LEVEL", "INFO"))
-    run.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("ECSNIC_LOG_FORMAT", "text"))
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="serve every namespace (the default)")
+    _add_settings(run)
     run.set_defaults(func=_run)
 
-    sim = sub.add_parser("simulator", help="run the ECS/Nova NIC API simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8774)
-    sim.add_argument("--seed", default=None, help="YAML or JSON world description (default: generated)")
+    sim = sub.add_parser("simulator", help="run the ECS/Nova NIC API simulator", description="Run the cloud simulator.")
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sim.add_argument("--port", type=int, default=8774, help="port to listen on (default 8774)")
+    sim.add_argument("--seed", default=None, help="YAML or JSON world description (default: generated and printed)")
+    sim.add_argument(
+        "--dialect",
+        choices=["huawei", "nova"],
+        default=None,
+        help="answer like Huawei Cloud ECS or upstream Nova (default: the seed's behaviour.dialect, else huawei)",
+    )
     sim.set_defaults(func=_simulator)
 
-    demo = sub.add_parser("demo", help="start a local control plane, the simulator, the operator and samples")
+    demo = sub.add_parser(
+        "demo",
+        help="the simulator, the operator and the samples, on a local control plane or an existing cluster",
+        description="Start the simulator, the operator and the samples from deploy/examples/, on a local "
+        "kube-apiserver + etcd or, with --kubeconfig, on an existing cluster (kind, minikube, ...).",
+    )
     demo.add_argument("--no-wait", action="store_true", help="exit once the samples are Ready")
+    demo.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="PATH",
+        help="use this existing cluster instead of starting a local control plane (the CRDs, the "
+        "ecs-nic-system namespace and the samples are applied there; the operator runs on this machine)",
+    )
     demo.set_defaults(func=_demo)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "run":
+        try:
+            resolve(args)
+        except SettingError as exc:
+            p.exit(2, f"ecs-nic-operator run: error: {exc} (see ecs-nic-operator run --help)\n")
     result: int = args.func(args)
     return result
 

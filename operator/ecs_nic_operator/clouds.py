@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import logging
 import random
+import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +22,9 @@ from kubernetes.client import ApiException
 
 from ecs_nic_operator import conditions
 from ecs_nic_operator.cloud import CredentialsError, EcsClient, TokenBucket, auth_from_secret
+from ecs_nic_operator.cloud.auth import credentials_renew_in
 from ecs_nic_operator.cloud.errors import AuthError, CloudError
+from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
 from ecs_nic_operator.cloud.urls import require_secure_url
 from ecs_nic_operator.conditions import Condition, Reason
 from ecs_nic_operator.config import Settings
@@ -132,7 +136,8 @@ class Clouds:
             spec = cloud.spec
             try:
                 require_secure_url(spec.endpoint, "spec.endpoint")
-            except ValueError as exc:
+                tls = ssl_context(spec.ca_bundle)
+            except ValueError as exc:  # CaBundleError included
                 await self._set(cloud, False, Reason.ENDPOINT_INVALID, str(exc), retry=False)
                 return
             try:
@@ -165,6 +170,7 @@ class Clouds:
             if cloud.client is None or digest != cloud.credentials_digest:
                 try:
                     auth = auth_from_secret(spec.credentials_type, data, spec.project_id)
+                    credentials_renew_in(data, time.time())  # a malformed expiresAt is a credentials problem
                 except CredentialsError as exc:
                     await self._set(cloud, False, Reason.CREDENTIALS_INVALID, str(exc), retry=True)
                     return
@@ -178,6 +184,7 @@ class Clouds:
                     limiter=cloud.limiter,
                     timeout=self._settings.cloud_timeout,
                     observer=CloudCallMetrics(),
+                    ca_bundle=spec.ca_bundle,
                 )
                 cloud.credentials_digest = digest
                 if old is not None:
@@ -188,11 +195,17 @@ class Clouds:
                 return
             if cloud.limiter is not None:
                 await cloud.limiter.acquire()  # the probe is a call to the cloud too: it counts against the ceiling
-            problem = await self._probe(spec.endpoint)
+            problem = await self._probe(spec.endpoint, tls)
             if problem:
                 await self._set(cloud, False, Reason.ENDPOINT_UNREACHABLE, problem, retry=True)
                 return
             await self._set(cloud, True, Reason.CONNECTED, f"credentials read; {spec.endpoint} answered", retry=False)
+            renew_in = credentials_renew_in(data, time.time())
+            if renew_in is not None:
+                # Temporary credentials: read the Secret again before they expire (its owner rotates it).
+                cloud.recheck = asyncio.get_running_loop().call_later(
+                    renew_in, lambda: self._spawn(self.check(cloud.spec.name))
+                )
 
     async def _still_rejected(self, cloud: Cloud) -> bool:
         """The version probe needs no credentials, so it cannot tell whether a refusal still holds: ask for a
@@ -209,10 +222,14 @@ class Clouds:
             return False
         return False
 
-    async def _probe(self, endpoint: str) -> str | None:
+    async def _probe(self, endpoint: str, tls: ssl.SSLContext) -> str | None:
         # The version document needs no credentials and costs the cloud nothing that is rate limited.
+        # Same TLS trust and proxy as the API calls, so a private CA or a proxy does not fail the probe alone.
+        transport = ProxyRouter(verify=tls, limits=httpx.Limits(max_connections=1))
         try:
-            async with httpx.AsyncClient(timeout=self._settings.cloud_timeout, follow_redirects=False) as http:
+            async with httpx.AsyncClient(
+                transport=transport, timeout=self._settings.cloud_timeout, follow_redirects=False
+            ) as http:
                 response = await http.get(f"{endpoint}/v2.1/")
         except httpx.HTTPError as exc:
             return f"{endpoint} did not answer: {type(exc).__name__}: {exc}"

@@ -43,6 +43,14 @@ class Reason:
     PORT_CLAIMED = "PortClaimed"
     INTENT_UNVERIFIABLE = "IntentUnverifiable"
     INTENT_KEY_UNAVAILABLE = "IntentKeyUnavailable"
+    # Huawei's codes and long-running operations (reconcile/errors.py, stuck.py, capacity.py)
+    SERVER_LOCKED = "ServerLocked"
+    SUBNET_EXHAUSTED = "SubnetExhausted"
+    INVALID_IP = "InvalidIp"
+    API_NOT_FOUND = "ApiNotFound"
+    NIC_LIMIT_REACHED = "NicLimitReached"
+    ATTACH_STUCK = "AttachStuck"
+    DETACH_STUCK = "DetachStuck"
     # EcsCloud
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_FORBIDDEN = "SecretForbidden"

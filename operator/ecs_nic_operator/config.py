@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 FINALIZER = "ecsnic.io/finalizer"
 ANNOTATION_PREFIX = "ecsnic.io"
@@ -14,9 +16,262 @@ INTENT_ANNOTATION = f"{ANNOTATION_PREFIX}/attach-intent"
 DEFAULT_CLOUD = "default"
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
+class SettingError(ValueError):
+    """A setting's value (flag or environment variable) is not acceptable; the text says which and why."""
+
+
+# -- value parsers: each takes the raw text and returns the typed value or raises ValueError(reason) ----------
+
+
+def port(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("not a port number (an integer 0-65535; 0 turns the server off)") from None
+    if not 0 <= value <= 65535:
+        raise ValueError("not a port number (an integer 0-65535; 0 turns the server off)")
+    return value
+
+
+def seconds(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("not a number of seconds (e.g. 300 or 0.5)") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a number of seconds greater than 0")
+    return value
+
+
+def count(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("not a whole number (e.g. 32)") from None
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError("not a boolean (true or false)")
+
+
+def text(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """Case-insensitive choice, normalised to how ``choices`` spell it (JSON -> json, debug -> DEBUG)."""
+
+    def parse(raw: str) -> str:
+        for choice in choices:
+            if raw.strip().lower() == choice.lower():
+                return choice
+        raise ValueError(f"must be one of {', '.join(choices)}")
+
+    parse.__name__ = "|".join(choices)
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One knob of `ecs-nic-operator run`: its flag, its environment variable, how its text is parsed and
+    checked, its default and what it means. cli.py builds the parser and `--help` from these."""
+
+    name: str  # the attribute (argparse dest)
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str = ""
+    switch: bool = False  # a flag without a value (its environment variable takes true/false)
+
+    def from_env(self, environ: Mapping[str, str] | None = None) -> Any:
+        """The environment's value, parsed; the default when unset or empty."""
+        raw = (os.environ if environ is None else environ).get(self.env)
+        if raw is None or raw.strip() == "":
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise SettingError(f"{self.env}={raw!r}: {exc}") from None
+
+
+#: Every setting of `ecs-nic-operator run`, in `--help` order. Add new ones here (flag, env, parser, default,
+#: help): the parser, `--help`, the environment fallback and its validation follow.
+SETTINGS: list[Setting] = [
+    Setting(
+        "metrics_port",
+        "--metrics-port",
+        "ECSNIC_METRICS_PORT",
+        port,
+        0,
+        "serve Prometheus /metrics on this port (0: off)",
+        "PORT",
+    ),
+    Setting(
+        "health_port",
+        "--health-port",
+        "ECSNIC_HEALTH_PORT",
+        port,
+        0,
+        "serve /healthz (liveness) and /readyz (readiness) on this port (0: off)",
+        "PORT",
+    ),
+    Setting(
+        "bind_address",
+        "--bind-address",
+        "ECSNIC_BIND_ADDRESS",
+        text,
+        "0.0.0.0",
+        "address the metrics and health servers listen on",
+        "ADDR",
+    ),
+    Setting(
+        "resync_period",
+        "--resync-period",
+        "ECSNIC_RESYNC_PERIOD",
+        seconds,
+        300.0,
+        "seconds between drift checks of each server (one list call per server, jittered) and re-reads of "
+        "each EcsCloud's Secret",
+        "S",
+    ),
+    Setting(
+        "peering",
+        "--peering",
+        "ECSNIC_PEERING",
+        boolean,
+        False,
+        "run as one of several replicas: one active, the others standby (kopf peering)",
+        switch=True,
+    ),
+    Setting(
+        "peering_name",
+        "--peering-name",
+        "ECSNIC_PEERING_NAME",
+        text,
+        "ecs-nic-operator",
+        "the ClusterKopfPeering object the replicas share",
+        "NAME",
+    ),
+    Setting(
+        "log_level",
+        "--log-level",
+        "ECSNIC_LOG_LEVEL",
+        one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+        "INFO",
+        "log level",
+        "LEVEL",
+    ),
+    Setting(
+        "log_format",
+        "--log-format",
+        "ECSNIC_LOG_FORMAT",
+        one_of("text", "json"),
+        "text",
+        "text for people, json for log pipelines (carries namespace, name, request_id)",
+        "FORMAT",
+    ),
+    Setting(
+        "spec_retry",
+        "--spec-retry",
+        "ECSNIC_SPEC_RETRY",
+        seconds,
+        300.0,
+        "seconds before retrying an error a person must fix (quota, network, IP in use, credentials)",
+        "S",
+    ),
+    Setting(
+        "backoff_min",
+        "--backoff-min",
+        "ECSNIC_BACKOFF_MIN",
+        seconds,
+        1.0,
+        "first backoff, in seconds, after a transient cloud error (doubles per attempt, jittered)",
+        "S",
+    ),
+    Setting(
+        "backoff_max",
+        "--backoff-max",
+        "ECSNIC_BACKOFF_MAX",
+        seconds,
+        120.0,
+        "longest backoff, in seconds, after transient cloud errors (Retry-After wins)",
+        "S",
+    ),
+    Setting(
+        "dependency_retry",
+        "--dependency-retry",
+        "ECSNIC_DEPENDENCY_RETRY",
+        seconds,
+        60.0,
+        "seconds between looks while an EcsCloud, Node or allowed namespace is missing",
+        "S",
+    ),
+    Setting("cloud_timeout", "--cloud-timeout", "ECSNIC_CLOUD_TIMEOUT", seconds, 10.0, "seconds per cloud call", "S"),
+    Setting(
+        "workers",
+        "--workers",
+        "ECSNIC_WORKERS",
+        count,
+        32,
+        "reconciles running at once (each EcsCloud's rateLimit, not this, bounds cloud calls)",
+        "N",
+    ),
+    Setting(
+        "health_interval",
+        "--health-interval",
+        "ECSNIC_HEALTH_INTERVAL",
+        seconds,
+        5.0,
+        "seconds between health probes of the API server (readiness fails after 3 missed probes)",
+        "S",
+    ),
+    Setting(
+        "health_stale_after",
+        "--health-stale-after",
+        "ECSNIC_HEALTH_STALE_AFTER",
+        seconds,
+        None,
+        "seconds without an API server answer before /readyz fails (default: 3 probe intervals)",
+        "S",
+    ),
+    Setting(
+        "health_grace",
+        "--health-grace",
+        "ECSNIC_HEALTH_GRACE",
+        seconds,
+        None,
+        "seconds a watch may lag the API server before /readyz fails (default: 2 intervals, at least 5)",
+        "S",
+    ),
+    Setting(
+        "health_stuck_after",
+        "--health-stuck-after",
+        "ECSNIC_HEALTH_STUCK_AFTER",
+        seconds,
+        300.0,
+        "seconds a watch may lag a reachable API server before /healthz fails (a restart helps then)",
+        "S",
+    ),
+]
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def from_env(name: str) -> Any:
+    """The value of setting ``name`` from the environment (validated), or its default."""
+    return BY_NAME[name].from_env()
 
 
 _SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -39,20 +294,20 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     all_namespaces: bool = True
     # Drift checks: one list call per server every period (jittered per server, not per attachment).
-    resync_period: float = field(default_factory=lambda: _env_float("ECSNIC_RESYNC_PERIOD", 300.0))
+    resync_period: float = field(default_factory=lambda: from_env("resync_period"))
     # Following a DOWN port until ACTIVE: the first look comes after the learnt activation time, later
     # ones back off from poll_min to poll_max.
     poll_min: float = 0.5
     poll_max: float = 30.0
     # Errors the user must fix (spec, quota, credentials): slow retries, the cloud side may be fixed later.
-    spec_retry: float = field(default_factory=lambda: _env_float("ECSNIC_SPEC_RETRY", 300.0))
+    spec_retry: float = field(default_factory=lambda: from_env("spec_retry"))
     # Transient cloud errors: exponential backoff with jitter between these bounds (Retry-After wins).
-    backoff_min: float = field(default_factory=lambda: _env_float("ECSNIC_BACKOFF_MIN", 1.0))
-    backoff_max: float = field(default_factory=lambda: _env_float("ECSNIC_BACKOFF_MAX", 120.0))
+    backoff_min: float = field(default_factory=lambda: from_env("backoff_min"))
+    backoff_max: float = field(default_factory=lambda: from_env("backoff_max"))
     # Waiting on Kubernetes-side prerequisites (EcsCloud missing or not Ready, Node missing).
-    dependency_retry: float = field(default_factory=lambda: _env_float("ECSNIC_DEPENDENCY_RETRY", 60.0))
-    workers: int = field(default_factory=lambda: int(_env_float("ECSNIC_WORKERS", 32)))
-    cloud_timeout: float = field(default_factory=lambda: _env_float("ECSNIC_CLOUD_TIMEOUT", 10.0))
+    dependency_retry: float = field(default_factory=lambda: from_env("dependency_retry"))
+    workers: int = field(default_factory=lambda: from_env("workers"))
+    cloud_timeout: float = field(default_factory=lambda: from_env("cloud_timeout"))
     default_qps: float = 10.0
     default_burst: int = 20
     metrics_port: int = 0

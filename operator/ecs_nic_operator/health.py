@@ -120,7 +120,9 @@ class Health:
         if self.api_ok_at is None:
             problems.append(f"API server not answered yet ({self.api_error})")
         elif now - self.api_ok_at > self.config.stale_after:
-            problems.append(f"API server unreachable for {now - self.api_ok_at:.1f} s ({self.api_error})")
+            # A probe that hangs records no error: say so rather than printing empty parentheses.
+            why = self.api_error or "the probe's LIST has not returned"
+            problems.append(f"API server unreachable for {now - self.api_ok_at:.1f} s ({why})")
         for plural in RESOURCES:
             if plural not in self.caught_up:
                 problems.append(f"watch of {plural} has not delivered the initial listing yet")

@@ -206,6 +206,7 @@ class CloudSpec:
     qps: float
     burst: int
     namespace_selector: dict[str, Any] | None
+    ca_bundle: str | None = None  # base64 PEM, trusted besides the system CAs
 
     @classmethod
     def from_body(cls, body: dict[str, Any], default_qps: float, default_burst: int) -> CloudSpec:
@@ -226,4 +227,5 @@ class CloudSpec:
             qps=float(limit.get("qps") or default_qps),
             burst=int(limit.get("burst") or default_burst),
             namespace_selector=spec.get("namespaceSelector") or None,
+            ca_bundle=spec.get("caBundle") or None,
         )

@@ -95,7 +95,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorPro
             {"id": NET_B, "subnetId": SUBNET_B, "cidr": "10.40.0.0/24"},
         ],
         "ports": [],
-        "behaviour": {"latency": 0.01, "activeAfter": 0.6, "detachAfter": 0.3},
+        "behaviour": {"dialect": "nova", "latency": 0.01, "activeAfter": 0.6, "detachAfter": 0.3},
     }
     (folder / "seed.json").write_text(json.dumps(seed))
     with open(folder / "simulator.log", "w") as log:

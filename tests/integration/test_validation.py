@@ -3,6 +3,7 @@ at once, and the API server's message names the offending field. No operator run
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from collections.abc import Callable, Iterator
@@ -506,9 +507,24 @@ def test_metadata_changes_are_allowed_on_an_immutable_spec(applier: Applier) -> 
     assert result.returncode == 0, result.stderr
 
 
-def test_ecscloud_http_loopback_accepted_and_can_move_to_https(applier: Applier) -> None:
+def test_ecscloud_http_loopback_accepted_and_endpoint_and_project_are_immutable(applier: Applier) -> None:
     obj = applier.accepted(cloud(endpoint="http://127.0.0.1:8774"))
     assert obj["spec"]["endpoint"] == "http://127.0.0.1:8774"
-    # EcsCloud is admin-owned and editable, but an edit is validated like a create.
-    applier.accepted(cloud(endpoint="https://ecs.example.com"))
+    # A different endpoint or project is a different cloud: its servers are not this cloud's servers, and a
+    # finalizer must never be released because a renamed endpoint "lost" them.
+    applier.rejected(cloud(endpoint="https://ecs.example.com"), "spec.endpoint is immutable")
+    applier.rejected(cloud(endpoint="http://127.0.0.1:8774", projectId="0" * 32), "spec.projectId is immutable")
+    # Everything else stays editable.
+    edited = applier.accepted(cloud(endpoint="http://127.0.0.1:8774", rateLimit={"qps": 5, "burst": 5}))
+    assert edited["spec"]["rateLimit"] == {"qps": 5, "burst": 5}
+    assert edited["metadata"]["generation"] == obj["metadata"]["generation"] + 1
     applier.rejected(cloud(endpoint="http://ecs.example.com"), "spec.endpoint", "https://")
+
+
+def test_ecscloud_ca_bundle_must_be_base64(applier: Applier) -> None:
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    obj = applier.accepted(cloud(caBundle=base64.b64encode(pem).decode()))
+    assert base64.b64decode(obj["spec"]["caBundle"]) == pem
+    other = cloud(caBundle="not base64 at all!")
+    other["metadata"]["name"] = "cloud-bad-ca"
+    applier.rejected(other, "spec.caBundle")

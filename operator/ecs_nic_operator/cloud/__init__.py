@@ -9,17 +9,22 @@ from ecs_nic_operator.cloud.auth import (
 )
 from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.cloud.errors import (
+    ApiNotFound,
     AuthError,
     BadRequest,
     CloudError,
+    CloudInternalError,
     CloudUnavailable,
     Forbidden,
     InUse,
+    InvalidIp,
     NotFound,
     QuotaExceeded,
     RetryableError,
     ServerBusy,
+    ServerLocked,
     SpecError,
+    SubnetExhausted,
     Throttled,
 )
 from ecs_nic_operator.cloud.models import FixedIp, InterfaceAttachment
@@ -27,9 +32,11 @@ from ecs_nic_operator.cloud.ratelimit import TokenBucket
 
 __all__ = [
     "AkSkAuth",
+    "ApiNotFound",
     "AuthError",
     "BadRequest",
     "CloudError",
+    "CloudInternalError",
     "CloudUnavailable",
     "CredentialsError",
     "EcsClient",
@@ -37,12 +44,15 @@ __all__ = [
     "Forbidden",
     "InUse",
     "InterfaceAttachment",
+    "InvalidIp",
     "KeystonePasswordAuth",
     "NotFound",
     "QuotaExceeded",
     "RetryableError",
     "ServerBusy",
+    "ServerLocked",
     "SpecError",
+    "SubnetExhausted",
     "Throttled",
     "TokenAuth",
     "TokenBucket",

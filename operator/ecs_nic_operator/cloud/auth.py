@@ -337,6 +337,23 @@ def _require(data: Mapping[str, str], cred_type: str, key: str) -> str:
     return value
 
 
+def credentials_renew_in(data: Mapping[str, str], now: float) -> float | None:
+    """Seconds until temporary credentials should be read again, from the Secret's optional ``expiresAt``
+    (RFC 3339, as Huawei's security-token API's ``expires_at``): a tenth of the remaining life (at most
+    10 min) before it, never sooner than 5 s so an expired Secret cannot cause a hot loop. None: no expiry."""
+    raw = (data.get("expiresAt") or "").strip()
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise CredentialsError("credentials Secret key 'expiresAt' is not an RFC 3339 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    left = when.timestamp() - now
+    return max(5.0, left - min(600.0, left * 0.1))
+
+
 def auth_from_secret(cred_type: str, data: Mapping[str, str], project_id: str) -> httpx.Auth:
     """Build the Auth for an EcsCloud ``credentials.type`` from the decoded Secret data."""
     if cred_type == "AKSK":
@@ -371,4 +388,5 @@ __all__ = [
     "KeystonePasswordAuth",
     "TokenAuth",
     "auth_from_secret",
+    "credentials_renew_in",
 ]

@@ -21,10 +21,18 @@ from urllib.parse import quote
 import httpx
 
 from ecs_nic_operator import __version__
-from ecs_nic_operator.cloud.errors import CloudError, CloudUnavailable, NotFound, error_from_response, request_id_of
+from ecs_nic_operator.cloud.errors import (
+    ApiNotFound,
+    CloudError,
+    CloudUnavailable,
+    NotFound,
+    error_from_response,
+    request_id_of,
+)
 from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.cloud.observe import CallObserver, NoObserver
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
+from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
 from ecs_nic_operator.cloud.urls import require_secure_url
 
 log = logging.getLogger("ecs_nic_operator.cloud")
@@ -80,7 +88,10 @@ class EcsClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 50,
         observer: CallObserver | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
+        """``ca_bundle``: base64 PEM CAs trusted besides the system ones (EcsCloud ``spec.caBundle``); raises
+        ``CaBundleError`` if unusable. Proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``."""
         self._observer: CallObserver = observer or NoObserver()
         base = require_secure_url(endpoint, "ECS endpoint")
         _check_id("project ID", project_id)
@@ -88,9 +99,10 @@ class EcsClient:
         self.project_id = project_id
         self.limiter = limiter
         self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
-        inner = transport or httpx.AsyncHTTPTransport(
+        self._cloudservers = f"{self.endpoint}/v1/{quote(project_id, safe='')}/cloudservers"
+        inner = transport or ProxyRouter(
+            verify=ssl_context(ca_bundle),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            verify=True,
         )
         self._http = httpx.AsyncClient(
             auth=auth,
@@ -283,10 +295,31 @@ class EcsClient:
         try:
             await self.show_server(server_id)
         except NotFound as exc:
-            if server_id.lower() in exc.message.lower():
+            # Nova's itemNotFound and Huawei's Ecs.0614 name the server; a body naming nothing proves nothing.
+            if server_id.lower() in exc.message.lower() or (exc.code or "").upper() == "ECS.0614":
                 return True
             raise
         return False
+
+    async def attachable_nics(self, server_id: str) -> int | None:
+        """How many more NICs the server can take, from Huawei's v1 ``os-interface_extension``
+        (``attachableQuantity.free_nic``); None when the cloud has no such API (upstream OpenStack) or
+        does not say. A missing server still raises ``NotFound``."""
+        op = "attachable_nics"
+        url = f"{self._cloudservers}/{_check_id('server ID', server_id)}/os-interface_extension"
+        try:
+            response = await self._call(op, "GET", url, server_id, ok=frozenset({200}), not_found_what="server")
+        except ApiNotFound:
+            return None
+        except NotFound as exc:
+            if exc.what == "server" and exc.code is not None and exc.code.upper().startswith("ECS."):
+                raise
+            return None  # Nova answers an unknown path with a bare 404
+        quantity = self._parse(op, response, "attachableQuantity")
+        free = quantity.get("free_nic") if isinstance(quantity, Mapping) else None
+        if isinstance(free, bool) or not isinstance(free, int) or free < 0:
+            return None
+        return free
 
     async def detach(self, server_id: str, port_id: str) -> None:
         """Start detaching; the cloud finishes asynchronously. NotFound means it is not attached."""

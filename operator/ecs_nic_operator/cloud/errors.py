@@ -4,6 +4,10 @@
 - SpecError: retrying will not help until someone changes the spec or the cloud side.
 - AuthError: the credentials are wrong or lack permission; retrying only burns API calls.
 
+Huawei Cloud answers most NIC failures with HTTP 400 and an ``Ecs.xxxx`` code, and its docs warn
+that the HTTP status "may not be accurate": the cloud's code decides first (``_CODES``), the
+status only when the code is unknown.
+
 Every error carries what the cloud said (status, code, message, request id) so that a
 condition message or log line can be traced to the cloud's own logs. Nothing here ever
 sees request headers, so credentials cannot leak through str(error).
@@ -58,6 +62,11 @@ class CloudError(Exception):
 
 
 class RetryableError(CloudError):
+    #: Whether the refused call may still have changed something on the cloud. False: the cloud
+    #: said no before acting (busy, throttled). True: nobody knows (timeouts, lost replies, internal
+    #: errors), so a create must look for its own result (list) before trying again.
+    may_have_taken_effect = False
+
     def __init__(
         self,
         operation: str,
@@ -73,11 +82,19 @@ class RetryableError(CloudError):
 
 
 class CloudUnavailable(RetryableError):
-    """Timeout, connection failure or 5xx."""
+    """Timeout, connection failure or 5xx: the call may or may not have reached the cloud."""
+
+    may_have_taken_effect = True
+
+
+class CloudInternalError(CloudUnavailable):
+    """``Ecs.1xxx`` (Huawei's internal Nova/OpenStack errors, sent as 400 or 5xx): transient, and
+    the call may have taken effect before the failure."""
 
 
 class ServerBusy(RetryableError):
-    """409: the server is in a task state (rebooting, resizing, another NIC operation...)."""
+    """The server is in a task state (Nova's 409, Huawei's 400 ``Ecs.0100``, or 501 ``Ecs.0603``
+    "try again 1 minute later", which sets ``retry_after``)."""
 
 
 class Throttled(RetryableError):
@@ -90,6 +107,23 @@ class SpecError(CloudError):
 
 class BadRequest(SpecError):
     """400 (and any other 4xx that no more specific class describes)."""
+
+
+class InvalidIp(BadRequest):
+    """``Ecs.0039``: the fixed IP is not inside the network's subnet."""
+
+
+class SubnetExhausted(SpecError):
+    """``Ecs.0012`` (Nova: "No more IP addresses available"): the subnet has no free address."""
+
+
+class ServerLocked(SpecError):
+    """``Ecs.0605`` (Nova: 409 "is locked"): nothing changes until someone unlocks the server."""
+
+
+class ApiNotFound(SpecError):
+    """The API gateway's 404 ``APIGW.0101``: the endpoint does not serve this API (a wrong endpoint
+    or region). It says nothing about the server, so it is never a ``NotFound``."""
 
 
 class NotFound(SpecError):
@@ -110,11 +144,26 @@ class NotFound(SpecError):
 
 
 class InUse(SpecError):
-    """409: the port or fixed IP is already in use elsewhere."""
+    """The port or fixed IP is already in use elsewhere (Nova's 409; Huawei's 400 ``Ecs.0010`` for
+    the IP, ``Ecs.0919`` for a port attached to another instance). ``what``: "ip", "port" or None
+    when the cloud did not say which."""
+
+    def __init__(
+        self,
+        operation: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        what: str | None = None,
+    ) -> None:
+        super().__init__(operation, message, status=status, code=code, request_id=request_id)
+        self.what = what
 
 
 class QuotaExceeded(SpecError):
-    """403/413: a port, IP or NIC-per-server quota is exhausted."""
+    """403/413 (Huawei: 400 ``Ecs.0050``): a port, IP or NIC-per-server quota is exhausted."""
 
 
 class Forbidden(SpecError):
@@ -131,29 +180,40 @@ def parse_error_body(body: bytes) -> tuple[str | None, str | None]:
     Nova's shape ``{"<kind>": {"message", "code": <http status>}}`` gets the kind as its code,
     since the numeric code only repeats the HTTP status.
     """
+    code, message, _ = _parse_error_body(body)
+    return code, message
+
+
+def _parse_error_body(body: bytes) -> tuple[str | None, str | None, bool]:
+    """(code, message, structured): structured is False when the body was no JSON error document
+    (an HTML page, plain text, nothing), i.e. the answer may not come from the API at all."""
     text = body.decode("utf-8", errors="replace").strip()
     if not text:
-        return None, None
+        return None, None, False
     try:
         doc: Any = json.loads(text)
     except ValueError:
         doc = None
     if isinstance(doc, Mapping):
         if "error_code" in doc or "error_msg" in doc:  # API gateway
-            return _opt_str(doc.get("error_code")), _opt_str(doc.get("error_msg"))
+            return _opt_str(doc.get("error_code")), _opt_str(doc.get("error_msg")), True
         err = doc.get("error")
         if isinstance(err, Mapping):  # ECS native (and Keystone)
-            return _opt_str(err.get("code")), _opt_str(err.get("message"))
+            return _opt_str(err.get("code")), _opt_str(err.get("message")), True
         if len(doc) == 1:  # Nova
             kind, inner = next(iter(doc.items()))
             if isinstance(inner, Mapping) and "message" in inner:
-                return str(kind), _opt_str(inner.get("message"))
+                # Nova's numeric code repeats the status; Huawei's Nova-compatible API puts its
+                # "Ecs.xxxx" there instead, which is the one worth deciding by.
+                inner_code = _opt_str(inner.get("code"))
+                named = inner_code is not None and not inner_code.isdigit()
+                return (inner_code if named else str(kind)), _opt_str(inner.get("message")), True
         for key in ("message", "msg", "error_message"):
             if isinstance(doc.get(key), str):
-                return _opt_str(doc.get("code")), _opt_str(doc[key])
-        return None, _clip(text)
+                return _opt_str(doc.get("code")), _opt_str(doc[key]), True
+        return None, _clip(text), False
     # webob's default error pages and proxies' HTML: collapse to one short line.
-    return None, _clip(re.sub(r"<[^>]+>", " ", text))
+    return None, _clip(re.sub(r"<[^>]+>", " ", text)), False
 
 
 def _opt_str(value: object) -> str | None:
@@ -194,8 +254,10 @@ def request_id_of(headers: httpx.Headers) -> str | None:
     return headers.get("x-request-id") or headers.get("x-openstack-request-id") or None
 
 
-_BUSY = re.compile(r"task_state|vm_state|while it is in|is locked|in progress|busy", re.IGNORECASE)
+_LOCKED = re.compile(r"\bis locked\b", re.IGNORECASE)
+_BUSY = re.compile(r"task_state|vm_state|while it is in|in progress|busy", re.IGNORECASE)
 _IN_USE = re.compile(r"in use|already attached|already exists|in-use|inuse", re.IGNORECASE)
+_NO_IPS = re.compile(r"no more (fixed )?ip|no (free|available) ip", re.IGNORECASE)
 _QUOTA = re.compile(r"exceed|quota|limit", re.IGNORECASE)
 _PRIMARY = re.compile(r"primary", re.IGNORECASE)
 _WHAT = (
@@ -206,6 +268,26 @@ _WHAT = (
     ("port", re.compile(r"\bport\b", re.IGNORECASE)),
 )
 
+# Huawei's codes (REFERENCE.md's table), upper-cased: the class and its extra arguments. Decided
+# before the HTTP status, which for these is mostly a bare 400.
+_CODES: dict[str, tuple[type[CloudError], dict[str, Any]]] = {
+    "ECS.0010": (InUse, {"what": "ip"}),
+    "ECS.0012": (SubnetExhausted, {}),
+    "ECS.0038": (NotFound, {"what": "network"}),
+    "ECS.0039": (InvalidIp, {}),
+    "ECS.0050": (QuotaExceeded, {}),
+    "ECS.0100": (ServerBusy, {}),
+    "ECS.0603": (ServerBusy, {"retry_after": 60.0}),  # "try again 1 minute later"
+    "ECS.0605": (ServerLocked, {}),
+    "ECS.0614": (NotFound, {"what": "server"}),
+    "ECS.0919": (InUse, {"what": "port"}),
+    "APIGW.0101": (ApiNotFound, {}),
+    "APIGW.0301": (AuthError, {}),
+    "APIGW.0308": (Throttled, {}),
+    "COMMON.1503": (Throttled, {}),
+}
+_ECS_INTERNAL = re.compile(r"ECS\.1\d{3}")
+
 
 def _guess_what(message: str | None, default: str | None) -> str | None:
     if message:
@@ -213,6 +295,18 @@ def _guess_what(message: str | None, default: str | None) -> str | None:
             if pattern.search(message):
                 return what
     return default
+
+
+def _by_code(code: str | None) -> tuple[type[CloudError], dict[str, Any]] | None:
+    if code is None:
+        return None
+    key = code.strip().upper()
+    rule = _CODES.get(key)
+    if rule is not None:
+        return rule
+    if _ECS_INTERNAL.fullmatch(key):
+        return CloudInternalError, {}
+    return None
 
 
 def error_from_response(
@@ -223,29 +317,44 @@ def error_from_response(
     *,
     not_found_what: str | None = None,
 ) -> CloudError:
-    """Classify a non-success response. ``not_found_what`` is used when a 404 names nothing."""
-    code, message = parse_error_body(body)
+    """Classify a non-success response: by the cloud's code first, the HTTP status second.
+
+    ``not_found_what`` is used when a 404 from the API names nothing; a 404 that is no API error
+    document at all (a proxy's page) confirms nothing and gets ``what=None``.
+    """
+    code, message, structured = _parse_error_body(body)
     request_id = request_id_of(headers)
     text = message or f"HTTP {status}"
     haystack = f"{code or ''} {message or ''}"
     common: dict[str, Any] = {"status": status, "code": code, "request_id": request_id}
+    retry_after = parse_retry_after(headers.get("retry-after"))
+
+    rule = _by_code(code)
+    if rule is not None:
+        cls, extra = rule
+        kwargs = {**common, **extra}
+        if issubclass(cls, RetryableError) and retry_after is not None:
+            kwargs["retry_after"] = retry_after
+        return cls(operation, text, **kwargs)
 
     lowered = haystack.lower()
-    if (
-        status == 429
-        or (code is not None and code.upper() == "APIGW.0308")
-        or (status in (403, 413) and "rate" in lowered and "limit" in lowered)  # Nova's legacy overLimit
-    ):
-        return Throttled(operation, text, retry_after=parse_retry_after(headers.get("retry-after")), **common)
+    overlimit = status in (403, 413) and "rate" in lowered and "limit" in lowered  # Nova's legacy overLimit
+    if status == 429 or overlimit:
+        return Throttled(operation, text, retry_after=retry_after, **common)
     if status >= 500:
-        return CloudUnavailable(operation, text, retry_after=parse_retry_after(headers.get("retry-after")), **common)
+        return CloudUnavailable(operation, text, retry_after=retry_after, **common)
+    if status in (400, 409) and _NO_IPS.search(haystack):
+        return SubnetExhausted(operation, text, **common)
     if status == 400 and "quota" in lowered:  # ECS reports some quota failures as 400
         return QuotaExceeded(operation, text, **common)
     if status == 400:
         return BadRequest(operation, text, **common)
     if status == 404:
-        return NotFound(operation, text, what=_guess_what(message, not_found_what), **common)
+        what = _guess_what(message, not_found_what) if structured else None
+        return NotFound(operation, text, what=what, **common)
     if status == 409:
+        if _LOCKED.search(haystack):
+            return ServerLocked(operation, text, **common)
         if _BUSY.search(haystack):
             return ServerBusy(operation, text, **common)
         if _IN_USE.search(haystack):

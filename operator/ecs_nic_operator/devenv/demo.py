@@ -1,28 +1,49 @@
-"""`ecs-nic-operator demo`: a local control plane, the simulator, the operator and the samples, all Ready."""
+"""`ecs-nic-operator demo`: the simulator, the operator and the samples, all Ready, on a local control plane
+(kube-apiserver + etcd) or, with ``--kubeconfig``, on an existing cluster such as kind."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, repo_root
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, repo_root
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
+from ecs_nic_operator.devenv.tools import use_virtualenv_tools
+
+SAMPLES_NS = "demo"
 
 
 def say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
-def kubectl(cp: ControlPlane, *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(["kubectl", *args], env=cp.env(), input=stdin, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+@dataclass
+class Cluster:
+    """Where the demo runs: a kubeconfig, and whether the demo owns the cluster (and may leave it dirty)."""
+
+    kubeconfig: Path
+    url: str
+    owned: bool
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+def kubectl(cluster: Cluster, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    result = subprocess.run(
+        ["kubectl", *args], env=cluster.env(), input=stdin, capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
 
@@ -39,10 +60,10 @@ def cloud_manifests(examples: Path, endpoint: str, seed: dict[str, object]) -> s
     return yaml.safe_dump_all(docs)
 
 
-def wait_ready(cp: ControlPlane, timeout: float) -> bool:
+def wait_ready(cluster: Cluster, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        items = json.loads(kubectl(cp, "get", "ecsnic", "-n", "demo", "-o", "json"))["items"]
+        items = json.loads(kubectl(cluster, "get", "ecsnic", "-n", SAMPLES_NS, "-o", "json"))["items"]
         ready = [
             i
             for i in items
@@ -54,43 +75,104 @@ def wait_ready(cp: ControlPlane, timeout: float) -> bool:
     return False
 
 
-def main(keep_running: bool = True) -> int:
+def wait_served(cluster: Cluster, timeout: float = 60) -> None:
+    """A CRD reports Established before its storage answers (429 "storage is (re)initializing"); the
+    operator starts only once both kinds can be listed, so its first LIST does not log that as an ERROR."""
+    deadline = time.monotonic() + timeout
+    while True:
+        probe = subprocess.run(
+            ["kubectl", "get", "ecsnicattachments,ecsclouds", "-A", "-o", "name", "--request-timeout=5s"],
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API server does not serve the CRDs: {probe.stderr.strip()}")
+        time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def cluster_for(kubeconfig: str | None, workdir: Path) -> Iterator[Cluster]:
+    if kubeconfig is not None:
+        path = Path(kubeconfig).expanduser().resolve()
+        if not path.is_file():
+            raise SystemExit(f"demo: --kubeconfig {kubeconfig}: no such file")
+        probe = Cluster(path, "", owned=False)
+        url = kubectl(probe, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").strip()
+        kubectl(probe, "version", "--request-timeout=10s")  # fails loudly when the cluster does not answer
+        taken = kubectl(probe, "get", "ecsclouds.ecsnic.io", "default", "-o", "name", "--ignore-not-found", check=False)
+        if taken.strip():
+            raise SystemExit("demo: this cluster already has an EcsCloud named default; the demo would replace it")
+        yield Cluster(path, url, owned=False)
+        return
+    say("building or reusing kube-apiserver + etcd (the first build takes a few minutes)")
+    binaries = ensure_binaries()
+    with open(workdir / "controlplane.log", "w") as cp_log, ControlPlane(binaries, log=cp_log) as cp:
+        yield Cluster(cp.kubeconfig, cp.url, owned=True)
+
+
+def clean_up(cluster: Cluster, examples: Path) -> None:
+    """On a cluster the demo does not own: delete the samples while the operator still runs (so their NICs
+    are detached and finalizers released), then what else the demo created. The CRDs and the ecs-nic-system
+    namespace stay: they may hold someone else's resources."""
+    say("removing the samples (the operator detaches their NICs first)")
+    kubectl(
+        cluster, "delete", "-f", str(examples / "attachments.yaml"), "--ignore-not-found", "--timeout=60s", check=False
+    )
+    kubectl(cluster, "delete", "-f", str(examples / "node.yaml"), "--ignore-not-found", check=False)
+    kubectl(cluster, "delete", "-f", str(examples / "ecscloud.yaml"), "--ignore-not-found", check=False)
+
+
+def main(keep_running: bool = True, kubeconfig: str | None = None) -> int:
+    use_virtualenv_tools()
     root = repo_root()
     examples = root / "deploy" / "examples"
     seed_file = examples / "simulator-seed.yaml"
     seed = yaml.safe_load(seed_file.read_text())
     workdir = Path(tempfile.mkdtemp(prefix="ecsnic-demo-"))
-    say("building or reusing kube-apiserver + etcd (the first build takes a few minutes)")
-    binaries = ensure_binaries()
-    with open(workdir / "controlplane.log", "w") as cp_log, ControlPlane(binaries, log=cp_log) as cp:
-        say(f"control plane up at {cp.url}")
-        kubectl(cp, "apply", "-f", str(root / "crds"))
-        kubectl(cp, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    with cluster_for(kubeconfig, workdir) as cluster:
+        say(f"{'control plane up' if cluster.owned else 'using the cluster'} at {cluster.url}")
+        kubectl(cluster, "apply", "-f", str(root / "crds"))
+        kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        wait_served(cluster)
         sim = SimulatorProcess(seed_file, log=open(workdir / "simulator.log", "w"))  # noqa: SIM115
         sim.start()
         say(f"cloud simulator up at {sim.url}")
-        operator = OperatorProcess(cp.kubeconfig, workdir / "operator.log")
+        health_port = free_port()
+        operator = OperatorProcess(
+            cluster.kubeconfig, workdir / "operator.log", args=["--health-port", str(health_port)]
+        )
         try:
             operator.start()
-            say(f"operator running (metrics on http://127.0.0.1:{operator.metrics_port}/metrics)")
-            kubectl(cp, "apply", "-f", "-", stdin=cloud_manifests(examples, sim.url, seed))
-            kubectl(cp, "apply", "-f", str(examples / "node.yaml"))
-            kubectl(cp, "apply", "-f", str(examples / "attachments.yaml"))
+            say(
+                f"operator running: metrics on http://127.0.0.1:{operator.metrics_port}/metrics, "
+                f"health on http://127.0.0.1:{health_port}/healthz and /readyz"
+            )
+            kubectl(cluster, "apply", "-f", str(root / "deploy" / "manifests" / "00-namespace.yaml"))
+            kubectl(cluster, "apply", "-f", "-", stdin=cloud_manifests(examples, sim.url, seed))
+            kubectl(cluster, "apply", "-f", str(examples / "node.yaml"))
+            kubectl(cluster, "apply", "-f", str(examples / "attachments.yaml"))
             say("applied deploy/examples/: an EcsCloud, a Node and four EcsNicAttachments")
-            ok = wait_ready(cp, 60)
-            print(kubectl(cp, "get", "ecsnic", "-n", "demo", "-o", "wide"), flush=True)
+            ok = wait_ready(cluster, 60)
+            print(kubectl(cluster, "get", "ecsnic", "-n", SAMPLES_NS, "-o", "wide"), flush=True)
             if not ok:
                 say(f"not every sample became Ready; see {workdir}/operator.log")
                 return 1
             say("all samples Ready. Try, in another terminal:")
             print(
-                f"\n  export KUBECONFIG={cp.kubeconfig}\n"
-                "  kubectl get ecsnic -n demo\n"
-                "  kubectl describe ecsnic -n demo db-secondary\n"
-                "  kubectl get events -n demo\n"
-                f"  curl -s {sim.url}/_simulator/state | python3 -m json.tool\n"
-                "  kubectl delete ecsnic -n demo app-data     # detaches the NIC\n"
-                f"\n  logs: {workdir}\n",
+                f"\n  export KUBECONFIG={cluster.kubeconfig} SIM={sim.url}\n"
+                f"  kubectl get ecsnic -n {SAMPLES_NS} -o wide\n"
+                f"  kubectl describe ecsnic -n {SAMPLES_NS} db-secondary\n"
+                f"  kubectl get events -n {SAMPLES_NS}\n"
+                "  curl -s $SIM/_simulator/state | python3 -m json.tool\n"
+                f"  curl -s http://127.0.0.1:{health_port}/readyz      # readiness, with the reasons when not ready\n"
+                f"  curl -s http://127.0.0.1:{health_port}/healthz     # liveness\n"
+                f"  kubectl delete ecsnic -n {SAMPLES_NS} app-data     # detaches the NIC\n"
+                "\n  Every condition reason, step by step with the simulator: docs/api.md\n"
+                f"  logs: {workdir}\n",
                 flush=True,
             )
             if keep_running:
@@ -100,6 +182,9 @@ def main(keep_running: bool = True) -> int:
                         time.sleep(1)
             return 0
         finally:
+            if not cluster.owned:
+                with contextlib.suppress(Exception):
+                    clean_up(cluster, examples)
             operator.stop()
             sim.stop()
 

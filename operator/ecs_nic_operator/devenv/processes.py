@@ -101,8 +101,16 @@ class SimulatorProcess:
     def delete_server(self, server_id: str) -> None:
         self._call("DELETE", f"/_simulator/servers/{server_id}")
 
-    def add_server(self, server_id: str, max_nics: int = 12) -> None:
-        self._call("POST", "/_simulator/servers", {"id": server_id, "maxNics": max_nics})
+    def add_server(self, server_id: str, max_nics: int = 12, state: str = "ACTIVE") -> None:
+        self._call("POST", "/_simulator/servers", {"id": server_id, "maxNics": max_nics, "state": state})
+
+    def set_server_state(self, server_id: str, state: str) -> None:
+        """ACTIVE | busy | locked | stopped (see the simulator's World)."""
+        self._call("PUT", f"/_simulator/servers/{server_id}", {"state": state})
+
+    def set_credentials(self, **credentials: str | None) -> None:
+        """Rotate what the simulated cloud accepts (token, accessKey, secretKey, securityToken, ...)."""
+        self._call("PUT", "/_simulator/credentials", credentials)
 
     def add_network(self, net_id: str, subnet_id: str, cidr: str) -> None:
         self._call("POST", "/_simulator/networks", {"id": net_id, "subnetId": subnet_id, "cidr": cidr})

@@ -3,11 +3,11 @@
 A seed is a mapping (YAML or JSON) shaped as in API.md::
 
     projectId: 0605767ea3000f0b2f0ac01c2e4ce6bd
-    credentials: {token, accessKey, secretKey, username, password, domainName}
-    servers: [{id, maxNics}]
+    credentials: {token, accessKey, secretKey, securityToken?, username, password, domainName}
+    servers: [{id, maxNics, state?}]   # state: ACTIVE (default) | busy | locked | stopped
     networks: [{id, subnetId, cidr}]
     ports: [{id, netId}]          # free ports, attachable by portId
-    behaviour: {latency, activeAfter, detachAfter, failRate, busyFirst, qps, ...}
+    behaviour: {dialect, latency, activeAfter, detachAfter, failRate, busyFirst, qps, ...}
 
 Optional extras: a port may carry ``ipAddress`` and ``macAddr`` (otherwise allocated), and ``serverId``
 to start already attached to that server (e.g. a primary NIC; add ``primary: true`` to refuse its
@@ -26,15 +26,26 @@ from typing import Any
 
 import yaml
 
+from .world import SERVER_STATES
+
+DIALECTS = ("huawei", "nova")
 DEFAULT_PROJECT_ID = "0605767ea3000f0b2f0ac01c2e4ce6bd"
 
 #: Every behaviour key with its default. Times are seconds, rates are shares in [0, 1].
 DEFAULT_BEHAVIOUR: dict[str, Any] = {
+    # "huawei": refusals as Huawei's ECS answers them (400 + Ecs.xxxx, gateway APIGW codes) and the v1
+    # read calls; "nova": upstream OpenStack Nova's answers, no v1 API.
+    "dialect": "huawei",
     "latency": 0.0,  # added to every API call (asyncio.sleep, others are not blocked)
     "activeAfter": 2.0,  # a new attachment reports port_state DOWN, then ACTIVE after this long
     "detachAfter": 1.0,  # a detached port stays listed (state unchanged) for this long
     "failRate": 0.0,  # share of API calls answered 500 computeFault / 503 gateway (alternating)
-    "busyFirst": 0,  # first N POST/DELETE per server answer 409 "... in task_state ..."
+    "busyFirst": 0,  # first N POST/DELETE per server are refused as busy (Nova 409 task_state; Huawei 400 Ecs.0100)
+    "taskTime": 1.0,  # a server in state "busy" stays in a task state this long after each accepted attach/detach
+    "busy501Rate": 0.0,  # share of busy refusals answered 501 Ecs.0603 "try again 1 minute later" (huawei)
+    "lostReplyRate": 0.0,  # share of successful POST/DELETE whose answer is lost: a gateway 504 after the change
+    "detachStuckRate": 0.0,  # share of DELETEs accepted (202) whose port never goes (until the server is stopped)
+    "attachStuckRate": 0.0,  # share of attaches whose port stays DOWN (until the server's state is set again)
     "qps": 0,  # > 0: API calls above this many per sliding second answer 429 APIGW.0308
     "retryAfter": None,  # when set, 429 responses carry Retry-After: <value>
     "slowRate": 0.0,  # share of API calls delayed by an extra slowDelay
@@ -115,7 +126,8 @@ def normalise_seed(raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(creds, dict):
         raise SeedError("credentials must be a mapping")
     creds = {k: (None if v is None else str(v)) for k, v in creds.items()}
-    for k in ("token", "accessKey", "secretKey", "username", "password", "domainName"):
+    # securityToken: when set, the AK/SK are temporary and every signed request must carry it, signed.
+    for k in ("token", "accessKey", "secretKey", "securityToken", "username", "password", "domainName"):
         creds.setdefault(k, None)
     seed["credentials"] = creds
     servers = seed.setdefault("servers", []) or []
@@ -129,6 +141,10 @@ def normalise_seed(raw: dict[str, Any]) -> dict[str, Any]:
         seen.add(sid)
         s["id"] = sid
         s["maxNics"] = int(s.get("maxNics", 12))
+        state = s.get("state") or "ACTIVE"
+        if state not in SERVER_STATES:
+            raise SeedError(f"servers[{i}]: state must be one of {', '.join(SERVER_STATES)}, not {state!r}")
+        s["state"] = state
     net_ids: set[str] = set()
     for i, n in enumerate(networks):
         n["id"] = str(_req(n, "id", f"networks[{i}]"))
@@ -151,5 +167,7 @@ def normalise_seed(raw: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise SeedError(f"behaviour: unknown keys {sorted(unknown)}")
     seed["behaviour"] = {**DEFAULT_BEHAVIOUR, **behaviour}
+    if seed["behaviour"]["dialect"] not in DIALECTS:
+        raise SeedError(f"behaviour.dialect must be one of {', '.join(DIALECTS)}, not {seed['behaviour']['dialect']!r}")
     seed["servers"], seed["networks"], seed["ports"] = servers, networks, ports
     return seed

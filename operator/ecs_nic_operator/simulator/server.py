@@ -44,11 +44,13 @@ def _nova_error(err: NovaError) -> web.Response:
     return _json(err.status, {err.kind: {"code": err.status, "message": err.message}})
 
 
-def _iam_error(detail: str) -> web.Response:
-    return _json(
-        401,
-        {"error": {"code": "APIGW.0301", "message": f"Incorrect IAM authentication information: {detail}"}},
-    )
+def _gateway(status: int, code: str, message: str) -> web.Response:
+    """The API gateway's own answers (Huawei: ``{"error_code", "error_msg"}``)."""
+    return _json(status, {"error_code": code, "error_msg": message})
+
+
+API_NOT_FOUND = ("APIGW.0101", "The API does not exist or has not been published in the environment")
+LOST_REPLY = ("APIGW.0202", "Backend timeout")
 
 
 def _isotime(ts: float) -> str:
@@ -66,7 +68,7 @@ class Simulator:
         self._lock = threading.Lock()  # state() may be called from another thread
         self._reseed()
         try:
-            self.world = World(self.seed, time.monotonic, self.behaviour, self._id_rng)
+            self.world = World(self.seed, time.monotonic, self.behaviour, self._id_rng, self.rng)
         except NovaError as exc:  # e.g. a seeded port's ipAddress outside its network
             raise SeedError(f"seed: {exc.message}") from exc
         self.tokens: dict[str, float] = {}  # issued token -> expiry (wall clock)
@@ -81,10 +83,12 @@ class Simulator:
         self._id_rng = None if rs is None else random.Random(f"ids-{rs}")
         if hasattr(self, "world"):
             self.world.id_rng = self._id_rng
+            self.world.rng = self.rng
 
     def _reset_counters(self) -> None:
         self.calls: collections.Counter[str] = collections.Counter()
         self.calls_by_server: collections.Counter[str] = collections.Counter()  # API calls naming a server
+        self.refusals: collections.Counter[str] = collections.Counter()  # answers by code (and lost replies)
         self.peak = 0
         self._window: collections.deque[float] = collections.deque()  # all API calls, last second
         self._admitted: collections.deque[float] = collections.deque()  # calls let through by qps
@@ -113,13 +117,37 @@ class Simulator:
         a.append(now)
         return False
 
+    @property
+    def huawei(self) -> bool:
+        return self.behaviour.get("dialect") == "huawei"
+
+    def _error(self, err: NovaError) -> web.Response:
+        """A refusal in this simulator's dialect."""
+        if self.huawei and err.ecs is not None:
+            status, code, message = err.ecs
+            self.refusals[code] += 1
+            return _json(status, {"error": {"code": code, "message": message}})
+        self.refusals[err.kind] += 1
+        return _nova_error(err)
+
+    def _iam_error(self, detail: str) -> web.Response:
+        self.refusals["APIGW.0301"] += 1
+        message = f"Incorrect IAM authentication information: {detail}"
+        if self.huawei:
+            return _gateway(401, "APIGW.0301", message)
+        return _json(401, {"error": {"code": "APIGW.0301", "message": message}})
+
     def state(self) -> dict[str, Any]:
         with self._lock:
             return {
+                "dialect": self.behaviour.get("dialect"),
                 "servers": self.world.snapshot(),
+                "serverStates": {sid: srv.state for sid, srv in self.world.servers.items()},
+                "stuck": self.world.stuck(),
                 "calls": dict(self.calls),
                 "callsByServer": dict(self.calls_by_server),
                 "peakCallsPerSecond": self.peak,
+                "refusals": dict(self.refusals),
                 "freePorts": sorted(pid for pid, p in self.world.ports.items() if p.server_id is None),
             }
 
@@ -139,10 +167,15 @@ class Simulator:
         r.add_post(iface, self._attach)
         r.add_get(iface + "/{port_id}", self._show)
         r.add_delete(iface + "/{port_id}", self._detach)
+        v1 = "/v1/{project_id}/cloudservers/{server_id}"
+        r.add_get(v1 + "/os-interface", self._v1_list)
+        r.add_get(v1 + "/os-interface_extension", self._v1_extension)
         r.add_get(CONTROL_PREFIX + "/state", self._ctl_state)
         r.add_put(CONTROL_PREFIX + "/behaviour", self._ctl_behaviour)
+        r.add_put(CONTROL_PREFIX + "/credentials", self._ctl_credentials)
         r.add_post(CONTROL_PREFIX + "/servers", self._ctl_add_server)
         r.add_delete(CONTROL_PREFIX + "/servers/{server_id}", self._ctl_delete_server)
+        r.add_put(CONTROL_PREFIX + "/servers/{server_id}", self._ctl_server_state)
         r.add_post(CONTROL_PREFIX + "/networks", self._ctl_add_network)
         r.add_post(CONTROL_PREFIX + "/ports", self._ctl_add_port)
         r.add_delete(CONTROL_PREFIX + "/servers/{server_id}/ports/{port_id}", self._ctl_force_detach)
@@ -174,6 +207,11 @@ class Simulator:
             else:
                 resp = await self._api_call(request, handler)
         except web.HTTPException as exc:  # unknown route, wrong method, bad control body
+            if self.huawei and exc.status in (404, 405) and not request.path.startswith(CONTROL_PREFIX):
+                # Huawei's gateway answers any path or method it does not route with its own 404.
+                resp = _gateway(404, *API_NOT_FOUND)
+                resp.headers["X-Request-Id"] = rid
+                return resp
             exc.headers["X-Request-Id"] = rid
             raise
         resp.headers["X-Request-Id"] = rid
@@ -193,6 +231,7 @@ class Simulator:
             slow = self.rng.random() < float(b["slowRate"] or 0)
             fail = self.rng.random() < float(b["failRate"] or 0)
             drop = self.rng.random() < float(b["dropRate"] or 0)
+            lost = mutating and self.rng.random() < float(b["lostReplyRate"] or 0)
         if throttled:
             headers = {} if b.get("retryAfter") is None else {"Retry-After": str(b["retryAfter"])}
             return _json(
@@ -200,7 +239,8 @@ class Simulator:
                 {"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached"},
                 headers,
             )
-        if template.startswith("/v2.1/{project_id}"):
+        v1 = template.startswith("/v1/{project_id}")
+        if template.startswith("/v2.1/{project_id}") or (v1 and self.huawei):  # nova: no v1 API, a plain 404
             denied = await self._authenticate(request)
             if denied is not None:
                 return denied
@@ -211,10 +251,12 @@ class Simulator:
             with self._lock:
                 self._fault_toggle ^= 1
                 nova_shape = self._fault_toggle == 1
+            if nova_shape and self.huawei:
+                return _json(400, {"error": {"code": "Ecs.1000", "message": "Internal error in the compute service."}})
             if nova_shape:
                 msg = "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/"
                 return _json(500, {"computeFault": {"code": 500, "message": msg}})
-            return _json(503, {"error_code": "APIGW.0203", "error_msg": "Backend unavailable"})
+            return _gateway(503, "APIGW.0203", "Backend unavailable")
         after_commit = mutating and bool(b["dropAfterCommit"])
         if drop and not after_commit:
             return self._drop(request)
@@ -224,6 +266,12 @@ class Simulator:
             await asyncio.sleep(reply_delay)
         if drop:
             return self._drop(request)
+        if lost and resp.status < 400:
+            # The change is made; the gateway gave up waiting for the backend's answer.
+            self.refusals["lostReply"] += 1
+            if self.huawei:
+                return _gateway(504, *LOST_REPLY)
+            return web.Response(status=504, text="<html><body><h1>504 Gateway Time-out</h1></body></html>")
         return resp
 
     @staticmethod
@@ -240,7 +288,7 @@ class Simulator:
         token = request.headers.get("X-Auth-Token")
         if auth.startswith(signing.ALGORITHM):
             if not creds.get("accessKey") or not creds.get("secretKey"):
-                return _iam_error("AK/SK authentication is not enabled")
+                return self._iam_error("AK/SK authentication is not enabled")
             body = await request.read()
             query = [(k, v) for k, v in request.query.items()]
             try:
@@ -255,15 +303,22 @@ class Simulator:
                     max_skew=float(self.behaviour["clockSkew"]),
                 )
             except signing.SignatureError as exc:
-                return _iam_error(str(exc))
+                return self._iam_error(str(exc))
             header_project = request.headers.get("X-Project-Id")
             if header_project is not None and header_project != self.project_id:
-                return _iam_error("the project id in X-Project-Id is not the one of this access key")
+                return self._iam_error("the project id in X-Project-Id is not the one of this access key")
+            wanted_token = creds.get("securityToken")
+            if wanted_token:
+                # Temporary AK/SK are valid only with their security token, and only if it was signed.
+                signed = signing.parse_authorization(auth).signed_headers
+                presented = request.headers.get("X-Security-Token")
+                if presented != wanted_token or "x-security-token" not in signed:
+                    return self._iam_error("temporary AK/SK without a valid, signed X-Security-Token")
         elif token:
             if not self._token_valid(token):
-                return _iam_error("token expired or invalid")
+                return self._iam_error("token expired or invalid")
         else:
-            return _iam_error("no X-Auth-Token or AK/SK Authorization header")
+            return self._iam_error("no X-Auth-Token or AK/SK Authorization header")
         url_project = request.match_info.get("project_id")
         if url_project != self.project_id:
             return _nova_error(
@@ -317,7 +372,7 @@ class Simulator:
             with self._lock:
                 resp = op(mv)
         except NovaError as err:
-            resp = _nova_error(err)
+            resp = self._error(err)
         ver = f"{mv[0]}.{mv[1]}"
         resp.headers["OpenStack-API-Version"] = f"compute {ver}"
         resp.headers["X-OpenStack-Nova-API-Version"] = ver
@@ -376,6 +431,29 @@ class Simulator:
             return web.Response(status=202)
 
         return await self._nova(request, op)
+
+    # -- Huawei's v1 read calls (huawei dialect only) ------------------------------------------------
+    async def _v1(self, request: web.Request, extension: bool) -> web.Response:
+        if not self.huawei:
+            raise web.HTTPNotFound()  # upstream OpenStack has no /v1/{project}/cloudservers API
+        sid = request.match_info["server_id"]
+        try:
+            with self._lock:
+                server = self.world.server_for_call(sid)
+                nics = [self.world.v1_view(p, extension) for p in server.ports.values()]
+                free = self.world.free_nics(server)
+        except NovaError as err:
+            return self._error(err)
+        if not extension:
+            return _json(200, {"interfaceAttachments": nics, "attachableQuantity": {"free_nic": free}})
+        quantity = {"free_efi_nic": 0, "free_scsi": 59, "free_blk": 23, "free_disk": 59, "free_nic": free}
+        return _json(200, {"attachableQuantity": quantity, "interfaceAttachments": nics})
+
+    async def _v1_list(self, request: web.Request) -> web.Response:
+        return await self._v1(request, extension=False)
+
+    async def _v1_extension(self, request: web.Request) -> web.Response:
+        return await self._v1(request, extension=True)
 
     # -- version documents -----------------------------------------------------------------------
     @staticmethod
@@ -520,15 +598,36 @@ class Simulator:
                 self._reseed()
         return _json(200, {"behaviour": self.behaviour})
 
+    async def _ctl_credentials(self, request: web.Request) -> web.Response:
+        """Rotate what the cloud accepts (e.g. temporary AK/SK expiring): merge, unknown keys refused."""
+        body = await self._ctl_body(request)
+        unknown = set(body) - set(self.credentials)
+        if unknown:
+            return _json(400, {"error": f"unknown credential keys {sorted(unknown)}"})
+        with self._lock:
+            self.credentials.update({k: (None if v is None else str(v)) for k, v in body.items()})
+        return web.Response(status=204)
+
     async def _ctl_add_server(self, request: web.Request) -> web.Response:
         body = await self._ctl_body(request)
         sid = str(body.get("id") or uuid.uuid4())
+        state = str(body.get("state") or "ACTIVE")
         try:
             with self._lock:
-                self.world.add_server(sid, int(body.get("maxNics", 12)))
+                self.world.add_server(sid, int(body.get("maxNics", 12)), state)
         except NovaError as err:
             return _nova_error(err)
-        return _json(201, {"id": sid, "maxNics": int(body.get("maxNics", 12))})
+        return _json(201, {"id": sid, "maxNics": int(body.get("maxNics", 12)), "state": state})
+
+    async def _ctl_server_state(self, request: web.Request) -> web.Response:
+        body = await self._ctl_body(request)
+        sid = request.match_info["server_id"]
+        try:
+            with self._lock:
+                self.world.set_state(sid, str(body.get("state")))
+        except NovaError as err:
+            return _nova_error(err)
+        return _json(200, {"id": sid, "state": str(body.get("state"))})
 
     async def _ctl_delete_server(self, request: web.Request) -> web.Response:
         try:
@@ -638,14 +737,17 @@ def run_in_thread(
     return sim.url, ThreadedSimulator(sim, loop, thread)
 
 
-def main(host: str, port: int, seed_path: str | None) -> None:
-    """Serve until SIGINT/SIGTERM. Without a seed file, print the generated default seed as YAML."""
+def main(host: str, port: int, seed_path: str | None, dialect: str | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. Without a seed file, print the generated default seed as YAML.
+    ``dialect`` (huawei | nova), when given, overrides the seed's ``behaviour.dialect``."""
     if seed_path is None:
         seed = default_seed()
         print("# no --seed given: serving this default world", flush=True)
         print(seed_to_yaml(seed), flush=True)
     else:
         seed = load_seed(seed_path)
+    if dialect is not None:
+        seed = normalise_seed({**seed, "behaviour": {**seed["behaviour"], "dialect": dialect}})
 
     async def serve() -> None:
         sim = Simulator(seed)
@@ -655,7 +757,10 @@ def main(host: str, port: int, seed_path: str | None) -> None:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         url = await sim.start(host, port)
-        print(f"ECS NIC simulator listening on {url} (project {sim.project_id})", flush=True)
+        print(
+            f"ECS NIC simulator listening on {url} (project {sim.project_id}, {sim.behaviour['dialect']} dialect)",
+            flush=True,
+        )
         try:
             await stop.wait()
         finally:

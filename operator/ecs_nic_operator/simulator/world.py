@@ -6,27 +6,38 @@ the first operation after its ``detach_at`` runs (a heap of due detaches is drai
 IP allocation per network returns the lowest free host address (skipping the network address, the
 ``.1`` gateway and the broadcast address) in amortised O(log n) using a cursor and a heap of freed
 addresses below it.
+
+Every refusal carries both answers: Nova's (status, kind, message) and Huawei's (status, ``Ecs.xxxx``,
+message), and the server renders the one its dialect speaks. Server states: ``ACTIVE``; ``busy`` (in a
+task state for ``taskTime`` seconds after every accepted attach/detach, and at the start); ``locked``
+(every attach/detach refused); ``stopped`` (detaches always complete, stuck ones at once).
 """
 
 from __future__ import annotations
 
 import heapq
 import ipaddress
+import math
 import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+SERVER_STATES = ("ACTIVE", "busy", "locked", "stopped")
+
 
 class NovaError(Exception):
-    """An error Nova would answer with ``{"<kind>": {"code": status, "message": message}}``."""
+    """An error Nova would answer with ``{"<kind>": {"code": status, "message": message}}``; ``ecs`` is
+    what Huawei's ECS answers for the same situation (status, code, message), None where it answers
+    like Nova."""
 
-    def __init__(self, status: int, kind: str, message: str) -> None:
+    def __init__(self, status: int, kind: str, message: str, ecs: tuple[int, str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
         self.message = message
+        self.ecs = ecs
 
 
 def not_found(message: str) -> NovaError:
@@ -72,7 +83,12 @@ class Network:
         while self.cursor <= self.last and self.cursor in self.used:
             self.cursor += 1
         if self.cursor > self.last:
-            raise NovaError(409, "conflictingRequest", f"No more IP addresses available on network {self.id}.")
+            raise NovaError(
+                409,
+                "conflictingRequest",
+                f"No more IP addresses available on network {self.id}.",
+                ecs=(400, "Ecs.0012", f"Subnet {self.subnet_id} has no free IP addresses (network {self.id})."),
+            )
         ip = self.cursor
         self.cursor += 1
         self.used[ip] = port_id
@@ -100,7 +116,9 @@ class Port:
     primary: bool = False
     server_id: str | None = None
     attached_at: float = 0.0
-    detach_at: float | None = None
+    detach_at: float | None = None  # math.inf: the detach was accepted and never completes (stuck)
+    down_forever: bool = False  # an attach whose port never leaves DOWN (until the server's state changes)
+    pci_slot: int = 0
 
 
 @dataclass(eq=False)
@@ -109,6 +127,8 @@ class Server:
     max_nics: int
     ports: dict[str, Port] = field(default_factory=dict)  # insertion-ordered
     mutating_calls: int = 0
+    state: str = "ACTIVE"
+    busy_until: float = 0.0
 
 
 class World:
@@ -118,10 +138,12 @@ class World:
         clock: Callable[[], float],
         behaviour: dict[str, Any],
         id_rng: random.Random | None,
+        rng: random.Random | None = None,
     ) -> None:
         self.clock = clock
         self.behaviour = behaviour  # shared, live dict
         self.id_rng = id_rng
+        self.rng = rng or random.Random()  # fault draws (stuck operations, which busy code)
         self.networks: dict[str, Network] = {}
         self.servers: dict[str, Server] = {}
         self.ports: dict[str, Port] = {}
@@ -131,7 +153,7 @@ class World:
         for n in seed["networks"]:
             self.networks[n["id"]] = Network(n["id"], n["subnetId"], ipaddress.ip_network(n["cidr"], strict=False))
         for s in seed["servers"]:
-            self.add_server(s["id"], int(s["maxNics"]))
+            self.add_server(s["id"], int(s["maxNics"]), str(s.get("state") or "ACTIVE"))
         for p in seed["ports"]:
             self.add_port(
                 p["netId"],
@@ -182,7 +204,7 @@ class World:
         self.macs.discard(port.mac)
 
     def port_state(self, port: Port) -> str:
-        if port.server_id is None:
+        if port.server_id is None or port.down_forever:
             return "DOWN"
         active_after = float(self.behaviour["activeAfter"])
         return "ACTIVE" if self.clock() - port.attached_at >= active_after else "DOWN"
@@ -200,12 +222,29 @@ class World:
         return out
 
     # -- control ---------------------------------------------------------------------------------
-    def add_server(self, server_id: str, max_nics: int) -> Server:
+    def add_server(self, server_id: str, max_nics: int, state: str = "ACTIVE") -> Server:
         if server_id in self.servers:
             raise conflict(f"Server {server_id} already exists.")
         server = Server(server_id, max_nics)
         self.servers[server_id] = server
+        self.set_state(server_id, state)
         return server
+
+    def set_state(self, server_id: str, state: str) -> None:
+        """Control: put a server in a state. Any change brings stuck-DOWN ports up (a reboot would);
+        ``stopped`` finishes stuck detaches, as stopping the ECS does for flavors that need it."""
+        if state not in SERVER_STATES:
+            raise bad_request(f"state must be one of {', '.join(SERVER_STATES)}, not {state!r}")
+        server = self._server(server_id)
+        server.state = state
+        now = self.clock()
+        server.busy_until = now + float(self.behaviour["taskTime"]) if state == "busy" else 0.0
+        for port in list(server.ports.values()):  # a detach with detachAfter 0 finishes in the loop
+            if port.down_forever:
+                port.down_forever = False
+                port.attached_at = now - float(self.behaviour["activeAfter"])
+            if state == "stopped" and port.detach_at == math.inf:
+                self._schedule_detach(port, now)
 
     def add_network(self, net_id: str, subnet_id: str, cidr: str) -> Network:
         if net_id in self.networks:
@@ -273,7 +312,12 @@ class World:
     def _server(self, server_id: str) -> Server:
         server = self.servers.get(server_id)
         if server is None:
-            raise not_found(f"Instance {server_id} could not be found.")
+            raise NovaError(
+                404,
+                "itemNotFound",
+                f"Instance {server_id} could not be found.",
+                ecs=(404, "Ecs.0614", f"The ECS {server_id} does not exist."),
+            )
         return server
 
     def _check_fixed_ip(self, network: Network, ip: str) -> int:
@@ -282,15 +326,23 @@ class World:
         except ValueError as exc:
             raise bad_request(f"Invalid fixed IP address ({ip})") from exc
         if addr not in network.net or not network.valid_host(int(addr)):
-            raise bad_request(
+            raise NovaError(
+                400,
+                "badRequest",
                 f"Invalid input for field/attribute fixed_ips. IP address {ip} is not a valid IP "
-                f"for the specified subnet {network.subnet_id} ({network.net})."
+                f"for the specified subnet {network.subnet_id} ({network.net}).",
+                ecs=(400, "Ecs.0039", f"IP address {ip} is not in subnet {network.subnet_id} ({network.net})."),
             )
         holder_id = network.used.get(int(addr))
         if holder_id is not None:
             holder = self.ports.get(holder_id)
             where = holder.server_id if holder is not None and holder.server_id else f"port {holder_id}"
-            raise conflict(f"Fixed IP address {ip} is already in use on instance {where}.")
+            raise NovaError(
+                409,
+                "conflictingRequest",
+                f"Fixed IP address {ip} is already in use on instance {where}.",
+                ecs=(400, "Ecs.0010", f"The private IP address {ip} is already in use (instance {where})."),
+            )
         return int(addr)
 
     def server_for_call(self, server_id: str) -> Server:
@@ -348,13 +400,23 @@ class World:
             if port is None:
                 raise not_found(f"Port {port_id} could not be found.")
             if port.server_id is not None:
-                raise conflict(f"Port {port_id} is still in use.")
+                raise NovaError(
+                    409,
+                    "conflictingRequest",
+                    f"Port {port_id} is still in use.",
+                    ecs=(400, "Ecs.0919", f"The NIC {port_id} is attached to another instance ({port.server_id})."),
+                )
             self._check_quota(server)
         else:
             assert net_id is not None
             network = self.networks.get(net_id)
             if network is None:
-                raise not_found(f"Network {net_id} could not be found.")
+                raise NovaError(
+                    404,
+                    "itemNotFound",
+                    f"Network {net_id} could not be found.",
+                    ecs=(400, "Ecs.0038", f"The subnet (network {net_id}) does not exist."),
+                )
             self._check_quota(server)
             new_id = self.new_uuid()
             if fixed_ips:
@@ -367,17 +429,49 @@ class World:
         port.server_id = server_id
         port.attached_at = self.clock()
         port.detach_at = None
+        port.down_forever = self.rng.random() < float(self.behaviour["attachStuckRate"] or 0)
+        used = {p.pci_slot for p in server.ports.values()}
+        port.pci_slot = next(slot for slot in range(3, 32 + len(used)) if slot not in used)
         server.ports[port.id] = port
+        self._accepted(server)
         return port
 
     def _check_quota(self, server: Server) -> None:
         if len(server.ports) >= server.max_nics:
-            raise forbidden("Maximum number of ports exceeded")
+            raise NovaError(
+                403,
+                "forbidden",
+                "Maximum number of ports exceeded",
+                ecs=(
+                    400,
+                    "Ecs.0050",
+                    f"Maximum number of ports exceeded: the NICs on ECS {server.id} exceed its quota.",
+                ),
+            )
 
     def _busy(self, server: Server, action: str) -> None:
+        """Refuse a mutating call the server's state does not allow (counts every attempt for busyFirst)."""
         server.mutating_calls += 1
-        if server.mutating_calls <= int(self.behaviour["busyFirst"] or 0):
-            raise conflict(f"Cannot '{action}' instance {server.id} while it is in task_state interface_attaching")
+        if server.state == "locked":
+            raise NovaError(
+                409,
+                "conflictingRequest",
+                f"Instance {server.id} is locked",
+                ecs=(400, "Ecs.0605", f"ECS {server.id} is locked."),
+            )
+        in_task = server.mutating_calls <= int(self.behaviour["busyFirst"] or 0) or self.clock() < server.busy_until
+        if not in_task:
+            return
+        nova = f"Cannot '{action}' instance {server.id} while it is in task_state interface_attaching"
+        if self.rng.random() < float(self.behaviour["busy501Rate"] or 0):
+            ecs = (501, "Ecs.0603", "Other commands are being executed on the ECS. Please try again 1 minute later.")
+        else:
+            ecs = (400, "Ecs.0100", f"The ECS {server.id} status does not allow the operation: {action}.")
+        raise NovaError(409, "conflictingRequest", nova, ecs=ecs)
+
+    def _accepted(self, server: Server) -> None:
+        if server.state == "busy":
+            server.busy_until = self.clock() + float(self.behaviour["taskTime"])
 
     def detach(self, server_id: str, port_id: str) -> None:
         server = self.server_for_call(server_id)
@@ -387,16 +481,49 @@ class World:
             raise not_found(f"Port {port_id} could not be found.")
         if port.primary:
             raise forbidden("The primary network interface cannot be detached.")
-        if port.detach_at is not None:
+        if port.detach_at is not None and port.detach_at != math.inf:
             return  # already detaching: Nova accepts the repeat
+        self._accepted(server)
+        # A stuck detach is accepted and never completes; a repeat DELETE draws again.
+        if server.state != "stopped" and self.rng.random() < float(self.behaviour["detachStuckRate"] or 0):
+            port.detach_at = math.inf
+            return
+        self._schedule_detach(port, self.clock())
+
+    def _schedule_detach(self, port: Port, now: float) -> None:
         detach_after = float(self.behaviour["detachAfter"])
-        port.detach_at = self.clock() + detach_after
+        port.detach_at = now + detach_after
         if detach_after <= 0:
             self._finish_detach(port)
             return
         self._seq += 1
         heapq.heappush(self._detaching, (port.detach_at, self._seq, port.id))
 
+    def v1_view(self, port: Port, extension: bool = False) -> dict[str, Any]:
+        """A NIC as Huawei's v1 ``os-interface`` list shows it (``os-interface_extension`` adds one field)."""
+        out = self.view(port)
+        out.update(
+            {
+                "delete_on_termination": port.created_by_nova,
+                "driver_mode": "virtio",
+                "pci_address": f"0000:00:{port.pci_slot:02x}.0",
+                "multiqueue_num": 1,
+                "min_rate": 0,
+            }
+        )
+        if extension:
+            out["preserve_on_delete"] = not port.created_by_nova
+        return out
+
+    def free_nics(self, server: Server) -> int:
+        return max(0, server.max_nics - len(server.ports))
+
     def snapshot(self) -> dict[str, list[dict[str, Any]]]:
         self.settle()
         return {sid: [self.view(p) for p in s.ports.values()] for sid, s in self.servers.items()}
+
+    def stuck(self) -> dict[str, list[str]]:
+        """Per server, the ports whose detach was accepted and never completes, and those stuck DOWN."""
+        detach = [p.id for p in self.ports.values() if p.detach_at == math.inf]
+        down = [p.id for p in self.ports.values() if p.down_forever and p.server_id is not None]
+        return {"detach": sorted(detach), "attach": sorted(down)}

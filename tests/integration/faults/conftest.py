@@ -65,7 +65,8 @@ def seed() -> dict[str, Any]:
             {"id": NET_B, "subnetId": SUBNET_B, "cidr": "10.40.0.0/24"},
         ],
         "ports": [],
-        "behaviour": {"latency": 0.01, "activeAfter": 0.6, "detachAfter": 0.3},
+        # Upstream Nova's answers unless a module sets SIM_BEHAVIOUR = {"dialect": "huawei", ...}.
+        "behaviour": {"dialect": "nova", "latency": 0.01, "activeAfter": 0.6, "detachAfter": 0.3},
     }
 
 
@@ -312,7 +313,9 @@ def stack(
 ) -> Iterator[Stack]:
     name = f"flt-{_module_name(request)}"
     folder = tmp_path_factory.mktemp(name)
-    (folder / "seed.json").write_text(json.dumps(seed()))
+    world = seed()
+    world["behaviour"].update(getattr(request.module, "SIM_BEHAVIOUR", {}))
+    (folder / "seed.json").write_text(json.dumps(world))
     env: dict[str, str] = {
         "ECSNIC_CLOUD_TIMEOUT": "3",
         "ECSNIC_BACKOFF_MIN": "0.5",

@@ -319,3 +319,18 @@ async def test_no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> None:
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert PASSWORD not in text
     assert "token-1" not in text and "token-2" not in text
+
+
+def test_temporary_credentials_are_read_again_before_they_expire() -> None:
+    from ecs_nic_operator.cloud.auth import credentials_renew_in
+
+    now = 1_800_000_000.0
+    assert credentials_renew_in({"accessKey": "a"}, now) is None  # permanent credentials
+    # Huawei's security tokens live 15 min to 24 h: re-read a tenth of the remaining life (at most 10 min) early.
+    assert credentials_renew_in({"expiresAt": "2027-01-15T08:00:00Z"}, now - 900) == pytest.approx(810)
+    assert credentials_renew_in({"expiresAt": "2027-01-15T08:00:00.587000Z"}, now - 86400) == pytest.approx(
+        86400 - 600 + 0.587
+    )
+    assert credentials_renew_in({"expiresAt": "2027-01-15T08:00:00+00:00"}, now + 60) == 5.0  # expired: no hot loop
+    with pytest.raises(CredentialsError, match="expiresAt"):
+        credentials_renew_in({"expiresAt": "tomorrow"}, now)

@@ -190,10 +190,10 @@ async def test_error_mapping(
         ("Instance x could not be found.", "server"),
         ("Network n could not be found.", "network"),
         (f"Port id {PORT} could not be found.", "port"),
-        ("", "interface"),  # nothing named: show/detach default to the attachment
+        ("", None),  # no API error document: confirms nothing
     ],
 )
-async def test_not_found_what(message: str, what: str) -> None:
+async def test_not_found_what(message: str, what: str | None) -> None:
     body = nova("itemNotFound", 404, message) if message else b""
     async with client_answering(404, body) as client:
         with pytest.raises(E.NotFound) as info:
@@ -201,11 +201,17 @@ async def test_not_found_what(message: str, what: str) -> None:
     assert info.value.what == what
 
 
-async def test_list_404_defaults_to_server() -> None:
-    async with client_answering(404, b"404 Not Found\n\nThe resource could not be found.") as client:
+async def test_list_404_defaults_to_server_only_when_the_api_says_so() -> None:
+    async with client_answering(404, nova("itemNotFound", 404, "The resource could not be found.")) as client:
         with pytest.raises(E.NotFound) as info:
             await client.list(SERVER)
     assert info.value.what == "server"
+    # A plain-text 404 (a proxy, a wrong path) is no API answer: it must never read as "the server is gone",
+    # which would let a finalizer go and leak the NIC.
+    async with client_answering(404, b"404 Not Found\n\nThe resource could not be found.") as client:
+        with pytest.raises(E.NotFound) as info:
+            await client.list(SERVER)
+    assert info.value.what is None
     assert info.value.message == "404 Not Found The resource could not be found."
 
 

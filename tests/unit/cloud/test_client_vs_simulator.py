@@ -123,3 +123,25 @@ async def test_shared_token_bucket_holds_the_ceiling_at_the_cloud(sim: Simulator
         elapsed = time.monotonic() - start
     assert elapsed >= 39 / 20 * 0.98
     assert sim.state()["peakCallsPerSecond"] <= 21
+
+
+async def test_attachable_nics_where_the_cloud_says_and_none_where_it_cannot() -> None:
+    huawei = Simulator(make_seed(dialect="huawei"))
+    await huawei.start()
+    try:
+        async with client_for(huawei, AkSkAuth(AK, SK, PROJECT)) as ecs:
+            assert await ecs.attachable_nics(SERVER_A) == 3  # maxNics 3
+            await ecs.attach(SERVER_A, net_id=NET)
+            assert await ecs.attachable_nics(SERVER_A) == 2
+            with pytest.raises(NotFound) as info:
+                await ecs.attachable_nics(MISSING)
+            assert info.value.what == "server" and info.value.code == "Ecs.0614"
+    finally:
+        await huawei.stop()
+    nova = Simulator(make_seed(dialect="nova"))
+    await nova.start()
+    try:
+        async with client_for(nova) as ecs:
+            assert await ecs.attachable_nics(SERVER_A) is None  # upstream OpenStack has no v1 API
+    finally:
+        await nova.stop()

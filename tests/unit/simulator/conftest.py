@@ -43,7 +43,8 @@ def make_seed(**behaviour: Any) -> dict[str, Any]:
             {"id": NET_SMALL, "subnetId": SUBNET_SMALL, "cidr": "10.0.0.0/29"},
         ],
         "ports": [{"id": PORT_FREE, "netId": NET}, {"id": PORT_FREE_2, "netId": NET}],
-        "behaviour": {"latency": 0, "activeAfter": 0.2, "detachAfter": 0.2, **behaviour},
+        # Nova's answers unless a test asks for Huawei's (make_seed(dialect="huawei")).
+        "behaviour": {"dialect": "nova", "latency": 0, "activeAfter": 0.2, "detachAfter": 0.2, **behaviour},
     }
 
 

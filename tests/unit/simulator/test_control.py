@@ -110,7 +110,7 @@ def test_load_seed_yaml_and_json(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text(json.dumps(seed))
     y, j = load_seed(tmp_path / "s.yaml"), load_seed(str(tmp_path / "s.json"))
     assert y == j
-    assert y["servers"][0] == {"id": SERVER_A, "maxNics": 3}
+    assert y["servers"][0] == {"id": SERVER_A, "maxNics": 3, "state": "ACTIVE"}
     assert y["behaviour"]["activeAfter"] == 0.2
     assert y["behaviour"]["qps"] == 0  # defaults filled in
 
