@@ -38,7 +38,8 @@ def _machine_path_without_venv() -> str:
 def _python_only_bin(folder: Path) -> Path:
     folder.mkdir()
     machine = _machine_path_without_venv()
-    base_python = shutil.which("python3", path=machine) or sys._base_executable  # type: ignore[attr-defined]
+    # The interpreter this virtualenv was made from, as a real file (a pyenv or asdf shim needs its own PATH).
+    base_python = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
     (folder / "python3").symlink_to(base_python)
     for name in SYSTEM_COMMANDS:
         found = shutil.which(name, path=machine)
