@@ -265,6 +265,16 @@ SETTINGS: list[Setting] = [
         "seconds a watch may lag a reachable API server before /healthz fails (a restart helps then)",
         "S",
     ),
+    Setting(
+        "operator_namespace",
+        "--operator-namespace",
+        "ECSNIC_OPERATOR_NAMESPACE",
+        text,
+        "",
+        "namespace of the operator's own state, the intent signing key Secret (default: POD_NAMESPACE, else the "
+        "in-cluster service account's, else ecs-nic-system)",
+        "NS",
+    ),
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -278,10 +288,11 @@ _SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def _own_namespace() -> str:
-    """ECSNIC_OPERATOR_NAMESPACE, else POD_NAMESPACE, else the in-cluster service account's, else ecs-nic-system."""
-    for name in ("ECSNIC_OPERATOR_NAMESPACE", "POD_NAMESPACE"):
-        if os.environ.get(name):
-            return os.environ[name]
+    """--operator-namespace / ECSNIC_OPERATOR_NAMESPACE, else POD_NAMESPACE, else the in-cluster service account's,
+    else ecs-nic-system."""
+    configured = from_env("operator_namespace") or os.environ.get("POD_NAMESPACE")
+    if configured:
+        return str(configured)
     try:
         with open(_SA_NAMESPACE) as f:
             return f.read().strip() or "ecs-nic-system"

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from ecs_nic_operator.cloud.auth import TokenAuth
 from ecs_nic_operator.cloud.client import EcsClient
-from ecs_nic_operator.cloud.errors import NotFound
+from ecs_nic_operator.cloud.errors import CloudError, NotFound
 from ecs_nic_operator.cloud.models import FixedIp, InterfaceAttachment
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
 from ecs_nic_operator.metrics import CloudCallMetrics
@@ -237,8 +237,11 @@ async def test_show_server_and_a_404_that_names_it_or_not() -> None:
         assert await client.server_gone(SERVER)
         # A gateway's 404 names nothing: it proves nothing about the server.
         rec.response = httpx.Response(404, json={"error_code": "APIGW.0101", "error_msg": "The API does not exist"})
-        with pytest.raises(NotFound):
+        with pytest.raises(CloudError):
             await client.server_gone(SERVER)
+        huawei = {"error": {"code": "Ecs.0614", "message": "The ECS does not exist."}}
+        rec.response = httpx.Response(404, json=huawei)
+        assert await client.server_gone(SERVER)
         rec.response = httpx.Response(404, text="404: Not Found")
         with pytest.raises(NotFound):
             await client.server_gone(SERVER)
