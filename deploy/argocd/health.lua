@@ -11,6 +11,7 @@ local terminal = {
   CloudNotFound = true, NamespaceNotAllowed = true, NodeNotFound = true, NodeHasNoProviderID = true,
   DetachBlocked = true, ServerLocked = true, SubnetExhausted = true, InvalidIp = true, ApiNotFound = true,
   NicLimitReached = true, AttachStuck = true, DetachStuck = true,
+  PortClaimed = true, IntentUnverifiable = true, IntentKeyUnavailable = true,
 }
 -- EcsCloud reasons only a person can fix; CloudNotReady's message names the cloud's reason
 -- ("EcsCloud 'x' is not Ready: <Reason>: ...").

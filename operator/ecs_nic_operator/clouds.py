@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import kopf
 from kubernetes.client import ApiException
 
 from ecs_nic_operator import conditions
 from ecs_nic_operator.cloud import CredentialsError, EcsClient, TokenBucket, auth_from_secret
 from ecs_nic_operator.cloud.auth import credentials_renew_in
+from ecs_nic_operator.cloud.errors import AuthError, CloudError
 from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
 from ecs_nic_operator.cloud.urls import require_secure_url
 from ecs_nic_operator.conditions import Condition, Reason
 from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Gone, Kube
+from ecs_nic_operator.metrics import CloudCallMetrics
 from ecs_nic_operator.resources import CloudSpec
 
 log = logging.getLogger("ecs_nic_operator.clouds")
@@ -105,17 +106,32 @@ class Clouds:
         self._clouds[name] = new
         self._spawn(self.check(name))
 
-    def credentials_rejected(self, name: str, message: str) -> None:
+    def credentials_rejected(self, name: str, used: EcsClient | None, message: str) -> None:
+        """A call made with ``used`` was refused (401). Only the client of the current credentials counts: a
+        late refusal of a request signed with keys rotated out since says nothing about the new ones."""
         cloud = self._clouds.get(name)
-        if cloud is None or not cloud.ready:
+        if cloud is None or not cloud.ready or used is None or cloud.client is not used:
             return
         self._spawn(self._set(cloud, False, Reason.CREDENTIALS_REJECTED, message, retry=True))
 
     async def check(self, name: str) -> None:
-        """Read the Secret, build the client, ask the endpoint; set Ready accordingly."""
+        """Read the Secret, build the client, ask the endpoint; set Ready accordingly. Never raises: whatever
+        goes wrong is the cloud's condition, and the check is tried again later."""
         cloud = self._clouds.get(name)
         if cloud is None:
             return
+        try:
+            await self._check(cloud)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("checking EcsCloud %s failed: %s", name, exc, exc_info=True)
+            try:
+                await self._set(cloud, False, Reason.CHECK_FAILED, f"checking the cloud failed: {exc}", retry=True)
+            except Exception:
+                log.exception("could not record the failed check of EcsCloud %s", name)
+
+    async def _check(self, cloud: Cloud) -> None:
         async with cloud._checking:
             spec = cloud.spec
             try:
@@ -147,6 +163,9 @@ class Clouds:
                     cloud, False, reason, f"Secret {spec.secret_namespace}/{spec.secret_name}: {why}", retry=True
                 )
                 return
+            except ValueError as exc:  # a value that is not text
+                await self._set(cloud, False, Reason.CREDENTIALS_INVALID, str(exc), retry=True)
+                return
             digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
             if cloud.client is None or digest != cloud.credentials_digest:
                 try:
@@ -164,13 +183,14 @@ class Clouds:
                     auth,
                     limiter=cloud.limiter,
                     timeout=self._settings.cloud_timeout,
+                    observer=CloudCallMetrics(),
                     ca_bundle=spec.ca_bundle,
                 )
                 cloud.credentials_digest = digest
                 if old is not None:
                     await old.aclose()
-            elif not cloud.ready and cloud.reason == Reason.CREDENTIALS_REJECTED:
-                # Same Secret as the one the cloud refused: stay not Ready until it changes.
+            elif not cloud.ready and cloud.reason == Reason.CREDENTIALS_REJECTED and await self._still_rejected(cloud):
+                # Same Secret, and an authenticated call is still refused: stay not Ready until it changes.
                 await self._set(cloud, False, cloud.reason, cloud.message, retry=True)
                 return
             if cloud.limiter is not None:
@@ -186,6 +206,21 @@ class Clouds:
                 cloud.recheck = asyncio.get_running_loop().call_later(
                     renew_in, lambda: self._spawn(self.check(cloud.spec.name))
                 )
+
+    async def _still_rejected(self, cloud: Cloud) -> bool:
+        """The version probe needs no credentials, so it cannot tell whether a refusal still holds: ask for a
+        server that does not exist with the credentials. A 401 says "still refused"; anything else (the
+        expected 404, a 200) says the credentials are accepted again (a refusal may have been the cloud's
+        hiccup, or meant keys rotated out since)."""
+        if cloud.client is None:
+            return True
+        try:
+            await cloud.client.show_server("00000000-0000-4000-8000-000000000000")
+        except AuthError:
+            return True
+        except CloudError:
+            return False
+        return False
 
     async def _probe(self, endpoint: str, tls: ssl.SSLContext) -> str | None:
         # The version document needs no credentials and costs the cloud nothing that is rate limited.
@@ -227,9 +262,24 @@ class Clouds:
             except Exception as exc:  # the next check writes it again
                 log.warning("could not write EcsCloud %s status: %s", cloud.spec.name, exc)
             if not ready:
-                kopf.warn(cloud.body_ref, reason=reason, message=message)  # type: ignore[arg-type]
+                await self._event(cloud, "Warning", reason, message)
         if changed:
             self._on_change(cloud.spec.name)
+
+    async def _event(self, cloud: Cloud, type_: str, reason: str, message: str) -> None:
+        ref = cloud.body_ref
+        involved = {
+            "apiVersion": ref.get("apiVersion"),
+            "kind": "EcsCloud",
+            "name": cloud.spec.name,
+            "uid": (ref.get("metadata") or {}).get("uid"),
+        }
+        try:
+            # A cluster-scoped object's Events live in "default" with an empty involvedObject.namespace (the API
+            # server accepts no other namespace for them), which is where `kubectl describe ecscloud` looks.
+            await self._kube.post_event("default", involved, type_, reason, message)
+        except Exception as exc:  # Events are best effort
+            log.warning("could not post an Event about EcsCloud %s: %s", cloud.spec.name, exc)
 
     async def resync(self) -> None:
         """Periodic re-read of every cloud's Secret (rotations) and endpoint."""

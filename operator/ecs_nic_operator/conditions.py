@@ -39,6 +39,10 @@ class Reason:
     THROTTLED = "Throttled"
     SERVER_BUSY = "ServerBusy"
     DETACH_BLOCKED = "DetachBlocked"
+    # Ownership (docs/ownership.md)
+    PORT_CLAIMED = "PortClaimed"
+    INTENT_UNVERIFIABLE = "IntentUnverifiable"
+    INTENT_KEY_UNAVAILABLE = "IntentKeyUnavailable"
     # Huawei's codes and long-running operations (reconcile/errors.py, stuck.py, capacity.py)
     SERVER_LOCKED = "ServerLocked"
     SUBNET_EXHAUSTED = "SubnetExhausted"
@@ -54,6 +58,7 @@ class Reason:
     ENDPOINT_UNREACHABLE = "EndpointUnreachable"
     ENDPOINT_INVALID = "EndpointInvalid"
     CONNECTED = "Connected"
+    CHECK_FAILED = "CheckFailed"
 
 
 @dataclass(frozen=True, slots=True)

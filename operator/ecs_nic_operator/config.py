@@ -301,6 +301,16 @@ SETTINGS: list[Setting] = [
         "seconds a watch may lag a reachable API server before /healthz fails (a restart helps then)",
         "S",
     ),
+    Setting(
+        "operator_namespace",
+        "--operator-namespace",
+        "ECSNIC_OPERATOR_NAMESPACE",
+        text,
+        "",
+        "namespace of the operator's own state, the intent signing key Secret (default: POD_NAMESPACE, else the "
+        "in-cluster service account's, else ecs-nic-system)",
+        "NS",
+    ),
 ]
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -308,6 +318,22 @@ BY_NAME = {s.name: s for s in SETTINGS}
 def from_env(name: str) -> Any:
     """The value of setting ``name`` from the environment (validated), or its default."""
     return BY_NAME[name].from_env()
+
+
+_SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _own_namespace() -> str:
+    """--operator-namespace / ECSNIC_OPERATOR_NAMESPACE, else POD_NAMESPACE, else the in-cluster service account's,
+    else ecs-nic-system."""
+    configured = from_env("operator_namespace") or os.environ.get("POD_NAMESPACE")
+    if configured:
+        return str(configured)
+    try:
+        with open(_SA_NAMESPACE) as f:
+            return f.read().strip() or "ecs-nic-system"
+    except OSError:
+        return "ecs-nic-system"
 
 
 @dataclass(frozen=True)
@@ -343,3 +369,5 @@ class Settings:
     leader_retry_period: float = field(default_factory=lambda: from_env("leader_retry_period"))
     log_format: str = "text"
     log_level: str = "INFO"
+    # Where the operator keeps its own state (the intent signing key): the namespace it runs in.
+    operator_namespace: str = field(default_factory=lambda: _own_namespace())

@@ -13,12 +13,10 @@ the POST), 2) status with the port as the cloud returned it (DOWN), 3) status Re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
 import time
-import zlib
 from collections import defaultdict
 from typing import Any, NoReturn
 
@@ -34,6 +32,19 @@ from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Conflict, Gone, Kube
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.errors import backoff, classify
+from ecs_nic_operator.reconcile.evidence import Evidence, KeyUnavailable, Signer
+from ecs_nic_operator.reconcile.ownership import port_claimer, rivals
+from ecs_nic_operator.reconcile.pacing import (
+    ACTIVE_SEEN_MAX_AGE,
+    BASELINE_MAX_AGE,
+    RESEND_DETACH_AFTER,
+    RUN_FALLBACK,
+    Runs,
+    poll_delay,
+    resync_delay,
+)
+from ecs_nic_operator.reconcile.status import SYNCED_OK, StatusWriter, ready_condition
+from ecs_nic_operator.reconcile.store import Store
 from ecs_nic_operator.reconcile.timing import FirstLook
 from ecs_nic_operator.resources import Attachment, Intent, Key, status_from_port
 from ecs_nic_operator.servers import ServerKey, ServerViews
@@ -42,15 +53,13 @@ from ecs_nic_operator.workqueue import WorkQueue
 log = logging.getLogger("ecs_nic_operator.controller")
 
 
-# How old a server's cached port list may be to serve as the "what the server had" baseline of an attach.
-BASELINE_MAX_AGE = 30.0
-# How old a list showing a followed port ACTIVE may be to end the poll without another call.
-ACTIVE_SEEN_MAX_AGE = 15.0
-# How much later than usual an attachment followed by another attach on its server looks itself (the
-# last one's look usually answers for it first).
-RUN_FALLBACK = 10.0
 # After a start, how long a missing EcsCloud is taken for "not listed yet" rather than "does not exist".
 STARTUP_GRACE = 10.0
+
+
+# EcsCloud reasons that say the credentials themselves are wrong: only a person can fix them, in the Secret.
+# (A missing or unreadable Secret stays CloudNotReady, with the cloud's reason in the message.)
+CREDENTIALS_REASONS = frozenset({Reason.CREDENTIALS_REJECTED, Reason.CREDENTIALS_INVALID})
 
 
 class Stop(Exception):
@@ -61,7 +70,11 @@ class Controller:
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self.kube = kube
         self.settings = settings
-        self.objects: dict[Key, Attachment] = {}
+        self.store = Store()
+        self.status = StatusWriter(kube, self.store)
+        self.evidence = Evidence(kube, settings.operator_namespace)
+        # uids deleted lately: a LIST answered after their DELETED event must not bring them back.
+        self._deleted: dict[str, float] = {}
         self.clouds = Clouds(kube, settings, self._cloud_changed)
         self.views = ServerViews()
         self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, settings.workers)
@@ -70,16 +83,19 @@ class Controller:
         self._waiting: dict[ServerKey, set[Key]] = defaultdict(set)  # attachments following a DOWN port
         self._activation = FirstLook()  # when to look after an attach
         self._timed: dict[Key, float] = {}  # attachments whose next look is a first look, and when attached
-        self._detaching: dict[Key, tuple[str, float]] = {}  # port, when its DELETE was answered
+        # port, when its DELETE was answered, and whether that answer was a 404 (not proof: see _finalize)
+        self._detaching: dict[Key, tuple[str, float, bool]] = {}
         self._detach = FirstLook()  # when to look after a DELETE was answered
         self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
-        # New attachments not looked at yet, by server: after one attaches, the next on its server is taken
-        # out of turn, so a server's attaches come back to back and share one baseline list and one poll.
-        self._fresh: dict[ServerKey, dict[Key, None]] = defaultdict(dict)
+        self._runs = Runs()  # a server's new attachments, taken back to back (reconcile/pacing.py)
         self._started_at = time.monotonic()
         self._resync_task: asyncio.Task[None] | None = None
         self._listed = False  # every watched attachment read once (see _know_all)
         self._listing = asyncio.Lock()
+
+    @property
+    def objects(self) -> dict[Key, Attachment]:
+        return self.store.objects
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -101,7 +117,10 @@ class Controller:
     async def _resync_clouds(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_period * random.uniform(0.9, 1.1))
-            await self.clouds.resync()
+            try:
+                await self.clouds.resync()
+            except Exception:  # check() records its own failures; nothing may end this loop
+                log.exception("cloud resync failed")
 
     # -- watch events ---------------------------------------------------------------------------------
 
@@ -109,16 +128,15 @@ class Controller:
         new = Attachment.from_body(body)
         key = new.key
         if deleted:
+            self._tombstone(new.uid)
             self._forget(key)
             return
         old = self.objects.get(key)
         if old is not None and int(old.resource_version or 0) > int(new.resource_version or 0):
             return  # an event older than the patch answer we already hold
-        self.objects[key] = new
+        self.store.put(new)
         if old is None and not new.port_id and new.intent is None and not new.deleting:
-            skey = self._fresh_key(new)
-            if skey is not None:
-                self._fresh[skey][key] = None
+            self._runs.add(new)
         # Our own writes come back as events too (status, and finalizer + intent, whose event may even beat
         # the write's answer); only what a user changed needs a look now.
         if (
@@ -131,35 +149,25 @@ class Controller:
         ):
             self.queue.schedule(key, new=old is None)
 
-    @staticmethod
-    def _fresh_key(obj: Attachment) -> ServerKey | None:
-        return (obj.spec.cloud, obj.spec.server_id.lower()) if obj.spec.server_id else None
-
-    def _not_fresh(self, obj: Attachment) -> None:
-        skey = self._fresh_key(obj)
-        fresh = self._fresh.get(skey) if skey is not None else None
-        if fresh is not None and skey is not None:
-            fresh.pop(obj.key, None)
-            if not fresh:
-                del self._fresh[skey]
-
     def _next_on_server(self, skey: ServerKey) -> bool:
         """Take the next new attachment on this server out of turn; False when there is none."""
-        fresh = self._fresh.get(skey)
-        while fresh:
-            key = next(iter(fresh))
-            del fresh[key]
-            if key in self.objects and key not in self._seen:
-                self.queue.schedule(key, front=True)
-                return True
-        self._fresh.pop(skey, None)
-        return False
+        key = self._runs.take_next(skey, lambda k: k in self.objects and k not in self._seen)
+        if key is None:
+            return False
+        self.queue.schedule(key, front=True)
+        return True
+
+    def _tombstone(self, uid: str) -> None:
+        now = time.monotonic()
+        self._deleted[uid] = now
+        if len(self._deleted) > 1000:
+            self._deleted = {u: t for u, t in self._deleted.items() if now - t < 600}
 
     def _forget(self, key: Key) -> None:
-        obj = self.objects.get(key)
+        obj = self.store.remove(key)
         if obj is not None:
-            self._not_fresh(obj)
-        self.objects.pop(key, None)
+            self._runs.discard(obj)
+            self._release_claims(obj)
         self.queue.forget(key)
         self._attempts.pop(key, None)
         self._polls.pop(key, None)
@@ -168,9 +176,17 @@ class Controller:
         self._seen.discard(key)
 
     def _cloud_changed(self, cloud: str) -> None:
-        for key, obj in self.objects.items():
-            if obj.spec.cloud == cloud:
+        """The cloud's readiness changed: look again at its attachments that are not Ready and Synced (they
+        may go on now, or should say why not). Healthy ones keep their NIC whatever the cloud's condition, and
+        learn of it at their next look: a flapping EcsCloud costs no status write or Event per healthy one."""
+        for key, obj in list(self.objects.items()):
+            if obj.spec.cloud == cloud and not self._healthy(obj):
                 self.queue.schedule(key, random.uniform(0, 1.0))
+
+    @staticmethod
+    def _healthy(obj: Attachment) -> bool:
+        summary = {type_: status for type_, status, _ in obj.conditions_summary}
+        return not obj.deleting and summary.get(READY) == "True" and summary.get(SYNCED) == "True"
 
     # -- reconcile --------------------------------------------------------------------------------------
 
@@ -181,7 +197,7 @@ class Controller:
         started = time.monotonic()
         outcome = "ok"
         if key not in self._seen:
-            self._not_fresh(obj)
+            self._runs.discard(obj)
         try:
             if obj.deleting and obj.paused and obj.has_finalizer and obj.spec.deletion_policy != "Orphan":
                 await self._paused_deletion(obj)
@@ -199,7 +215,10 @@ class Controller:
             outcome = "conflict"
             self.queue.schedule(key, backoff(self.settings, self._bump(key)))
         except Gone:
+            # The object is gone although no DELETED event said so (a watch re-list): forget it, or its
+            # claims, its memory and its gauges would stay as a ghost.
             outcome = "gone"
+            self._forget(key)
         except Exception:
             outcome = "error"
             log.exception("reconcile of %s/%s failed unexpectedly", *key)
@@ -216,7 +235,7 @@ class Controller:
         return self._attempts[key]
 
     async def _paused(self, obj: Attachment) -> None:
-        await self._write(
+        await self.status.write(
             obj,
             None,
             [Condition(SYNCED, False, Reason.PAUSED, 'the ecsnic.io/paused annotation is "true": no cloud calls')],
@@ -228,7 +247,7 @@ class Controller:
             'deletion waits: the ecsnic.io/paused annotation is "true", so the NIC is not detached. Remove the '
             "annotation to detach, or set spec.deletionPolicy: Orphan to delete and leave the NIC attached"
         )
-        await self._write(
+        await self.status.write(
             obj,
             None,
             [Condition(READY, False, Reason.PAUSED, message), Condition(SYNCED, False, Reason.PAUSED, message)],
@@ -242,6 +261,16 @@ class Controller:
         self._wait_if_settling(obj, cloud)
         if cloud is None:
             await self._blocked(obj, Reason.CLOUD_NOT_FOUND, f"EcsCloud {obj.spec.cloud!r} does not exist")
+        elif not cloud.ready and cloud.reason in CREDENTIALS_REASONS:
+            # Terminal until someone fixes the Secret (its fix re-queues this): say what to fix, and where.
+            spec = cloud.spec
+            await self._blocked(
+                obj,
+                Reason.CREDENTIALS_REJECTED,
+                f"EcsCloud {spec.name!r} credentials (Secret {spec.secret_namespace}/{spec.secret_name}, type "
+                f"{spec.credentials_type}) are not usable: {cloud.reason}: {cloud.message}. Fix the Secret",
+                retry=self.settings.spec_retry,
+            )
         elif not cloud.ready or cloud.client is None:
             await self._blocked(
                 obj,
@@ -269,11 +298,13 @@ class Controller:
             self.queue.schedule(obj.key, 2.0)
             raise Stop
 
-    async def _server(self, obj: Attachment) -> str:
+    async def _server(self, obj: Attachment, signer: Signer) -> str:
         if obj.spec.server_id:
             return obj.spec.server_id.lower()
         if obj.status_server:
             return obj.status_server  # resolved once; a Node later losing its providerID changes nothing
+        if obj.intent is not None and signer.verify(obj):
+            return obj.intent.server  # resolved before the attach: the Node may be gone or changed since
         node = obj.spec.node_name or ""
         provider_id: str | None = None
         try:
@@ -286,14 +317,14 @@ class Controller:
             await self._blocked(obj, Reason.NODE_NO_PROVIDER_ID, f"Node {node!r} has no spec.providerID")
         return provider_id.rstrip("/").rsplit("/", 1)[-1].lower()
 
-    async def _blocked(self, obj: Attachment, reason: str, message: str) -> NoReturn:
+    async def _blocked(self, obj: Attachment, reason: str, message: str, retry: float | None = None) -> NoReturn:
         """A Kubernetes-side prerequisite is missing: say so, look again later (or when it appears)."""
         wanted = [Condition(SYNCED, False, reason, message)]
         ready = conditions.get(obj.status, READY)
         if ready is None or ready.get("status") != "True" or obj.deleting:
             wanted.insert(0, Condition(READY, False, reason, message))
-        await self._write(obj, None, wanted, event=("Warning", reason, message))
-        delay = self.settings.dependency_retry * random.uniform(0.9, 1.1)
+        await self.status.write(obj, None, wanted, event=("Warning", reason, message))
+        delay = (retry or self.settings.dependency_retry) * random.uniform(0.9, 1.1)
         self.queue.schedule(obj.key, min(delay, 30.0) if obj.deleting else delay)
         raise Stop
 
@@ -301,45 +332,62 @@ class Controller:
 
     async def _ensure(self, obj: Attachment) -> None:
         cloud = await self._cloud(obj)
-        server = await self._server(obj)
+        signer = await self._signer(obj)
+        server = await self._server(obj, signer)
         skey: ServerKey = (cloud.spec.name, server)
         assert cloud.client is not None
+        used = cloud.client  # a credentials refusal counts only against the client that made the call
         if obj.port_id and not obj.has_finalizer:
             # Someone removed our finalizer from an attached NIC: without it a delete would leak the NIC.
-            obj = self._store(
+            obj = self.status.keep(
                 await self.kube.add_finalizer(obj.namespace, obj.name, obj.resource_version, obj.finalizers)
             )
         try:
             if obj.port_id and obj.status_server == server:
-                await self._follow(obj, cloud, skey)
+                await self._follow(obj, cloud, skey, signer)
             else:
-                await self._attach(obj, cloud, skey)
+                await self._attach(obj, cloud, skey, signer)
         except errors.CloudError as exc:
-            await self._cloud_error(obj, cloud, exc)
+            await self._cloud_error(obj, cloud, exc, used)
 
-    def _rivals(self, skey: ServerKey, key: Key) -> tuple[set[str], list[tuple[str, ...]], set[tuple[str, str]]]:
-        """What other attachments on this server own or may own: ports in their status or named by their
-        spec while their attach is unanswered, the known ports of unanswered plain-network intents, and the
-        (network, fixed IP) pairs unanswered ones asked for. Adoption must never take any of these."""
-        claimed: set[str] = set()
-        others_known: list[tuple[str, ...]] = []
-        reserved_ips: set[tuple[str, str]] = set()
-        for k, o in self.objects.items():
-            if k == key or o.spec.cloud != skey[0]:
-                continue
-            if o.port_id:
-                if o.status_server == skey[1]:
-                    claimed.add(o.port_id)
-                continue
-            if o.intent is None or (o.spec.server_id or o.status_server or "").lower() != skey[1]:
-                continue
-            if o.spec.port_id:
-                claimed.add(o.spec.port_id)
-            elif o.spec.fixed_ip and o.spec.net_id:
-                reserved_ips.add((o.spec.net_id, o.spec.fixed_ip))
-            if o.intent.known_ports is not None:
-                others_known.append(o.intent.known_ports)
-        return claimed, others_known, reserved_ips
+    async def _signer(self, obj: Attachment) -> Signer:
+        try:
+            return await self.evidence.load()
+        except KeyUnavailable as exc:
+            await self._blocked(
+                obj,
+                Reason.INTENT_KEY_UNAVAILABLE,
+                f"cannot sign or verify attach intents, so no cloud call is made: {exc}",
+            )
+
+    async def _unverifiable(self, obj: Attachment, server: str, why: str) -> NoReturn:
+        """The evidence of an earlier attach is not ours: it proves nothing, so adopt nothing, attach nothing."""
+        message = (
+            f"{why}, so it proves nothing: no NIC is adopted and none is attached. Check server {server} for a "
+            "NIC this resource attached; then remove the ecsnic.io/attach-intent annotation and the "
+            "ecsnic.io/finalizer finalizer to attach anew (or delete the resource)"
+        )
+        await self._blocked(obj, Reason.INTENT_UNVERIFIABLE, message, retry=self.settings.spec_retry)
+
+    async def _port_claimed(self, obj: Attachment, claimer: Attachment) -> NoReturn:
+        port = obj.spec.port_id
+        message = (
+            f"port {port} belongs to EcsNicAttachment {claimer.namespace}/{claimer.name}: this resource neither "
+            "attaches, adopts nor detaches it. Delete one of the two; this one goes on once the other lets go"
+        )
+        await self._blocked(obj, Reason.PORT_CLAIMED, message, retry=self.settings.spec_retry)
+
+    def _release_claims(self, obj: Attachment) -> None:
+        """obj is gone: attachments waiting for the port it held (PortClaimed) may go on; a server nobody
+        is on any more needs no cached view."""
+        for port in {obj.port_id, obj.spec.port_id} - {None}:
+            assert port is not None
+            for other in self.store.naming_port(port):
+                if other.spec.port_id == port and not other.port_id:
+                    self.queue.schedule(other.key, random.uniform(0, 1.0))
+        server = obj.status_server or (obj.spec.server_id or "").lower() or (obj.intent.server if obj.intent else "")
+        if server and not self.store.on_server((obj.spec.cloud, server)):
+            self.views.forget_server((obj.spec.cloud, server))
 
     async def _know_all(self) -> None:
         """Adoption weighs every other attachment's claim on a server's ports, but just after a start the watch
@@ -349,14 +397,16 @@ class Controller:
         async with self._listing:
             if self._listed:
                 return
-            for body in await self.kube.list_attachments(self.settings.namespaces):
+            bodies, _ = await self.kube.list_attachments(self.settings.namespaces)
+            for body in bodies:
                 new = Attachment.from_body(body)
-                if new.key not in self.objects:
-                    self.objects[new.key] = new
+                # Deleted while the LIST ran (its DELETED event came first): do not revive it as a ghost.
+                if new.key not in self.objects and new.uid not in self._deleted:
+                    self.store.put(new)
                     self.queue.schedule(new.key, new=True)  # its own watch event may now look like nothing changed
             self._listed = True
 
-    async def _follow(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
+    async def _follow(self, obj: Attachment, cloud: Cloud, skey: ServerKey, signer: Signer) -> None:
         assert cloud.client is not None and obj.port_id
         polling = obj.port_state != "ACTIVE" or not any(c[0] == READY for c in obj.conditions_summary)
         # Following a DOWN port may reuse a list another attachment on the server just made; a drift
@@ -376,7 +426,7 @@ class Controller:
             ports = await self.views.ports(cloud.client, skey, 0)
             port = ports.get(obj.port_id)
         if port is None:
-            await self._drifted(obj, cloud, skey)
+            await self._drifted(obj, cloud, skey, signer)
             return
         self._wake_siblings(obj.key, skey, ports)
         self._attempts.pop(obj.key, None)
@@ -387,17 +437,17 @@ class Controller:
         if active:
             self._polls.pop(obj.key, None)
             self._forget_waiting(skey, obj.key)
-            ready = self._ready(skey, port)
+            ready = ready_condition(skey, port)
             was = conditions.get(obj.status, READY)
             first = was is None or was.get("status") != "True"
             event = ("Normal", "Active", f"port {port.port_id} ({port.mac_addr}) is ACTIVE") if first else None
-            await self._write(obj, status_from_port(skey[1], port), [ready, self._synced()], event=event)
+            await self.status.write(obj, status_from_port(skey[1], port), [ready, SYNCED_OK], event=event)
             self._schedule_resync(obj.key, skey)
         else:
             polls = self._polls.get(obj.key, 0) + 1
             self._polls[obj.key] = polls
             self._waiting[skey].add(obj.key)
-            await self._write(obj, status_from_port(skey[1], port), [self._ready(skey, port), self._synced()])
+            await self.status.write(obj, status_from_port(skey[1], port), [ready_condition(skey, port), SYNCED_OK])
             self.queue.schedule(obj.key, self._poll_delay(polls))
 
     def _wake_siblings(self, key: Key, skey: ServerKey, ports: dict[str, InterfaceAttachment]) -> None:
@@ -427,50 +477,27 @@ class Controller:
             if not waiting:
                 del self._waiting[skey]
 
-    @staticmethod
-    def _ready(skey: ServerKey, port: InterfaceAttachment) -> Condition:
-        """Ready from the port state; the same text while DOWN, so following a port writes nothing new."""
-        if port.port_state == "ACTIVE":
-            return Condition(READY, True, Reason.ACTIVE, f"port {port.port_id} is ACTIVE on server {skey[1]}")
-        return Condition(
-            READY,
-            False,
-            Reason.PORT_DOWN,
-            f"port {port.port_id} is {port.port_state} on server {skey[1]}; waiting for ACTIVE",
-        )
-
     def _poll_delay(self, polls: int) -> float:
-        return min(self.settings.poll_max, self.settings.poll_min * 2.0 ** max(0, polls - 2))
+        return poll_delay(self.settings, polls)
 
     def _schedule_resync(self, key: Key, skey: ServerKey) -> None:
-        """Next drift check at a phase fixed per server, so a server's attachments share one list call."""
-        period = self.settings.resync_period
-        phase = (zlib.crc32(f"{skey[0]}/{skey[1]}".encode()) % 10_000) / 10_000 * period
-        delay: float = (phase - time.time()) % period
-        if delay < period * 0.1:
-            delay += period
-        self.queue.schedule(key, delay)
+        self.queue.schedule(key, resync_delay(self.settings, skey))
 
-    def _synced(self) -> Condition:
-        return Condition(SYNCED, True, Reason.RECONCILE_SUCCESS, "the last reconcile with the cloud succeeded")
+    async def _drifted(self, obj: Attachment, cloud: Cloud, skey: ServerKey, signer: Signer) -> None:
+        """The port is gone from the server. Status keeps naming it until the repair's answer replaces it: the
+        repair's intent records the port it replaces, so a crash or a conflict in between is resumed by
+        adoption against the repair's own baseline, never by a second attach against a stale one."""
+        repairing = obj.intent is not None and obj.intent.replaces == obj.port_id
+        if not repairing:
+            message = f"port {obj.port_id} is no longer attached to server {skey[1]}; attaching again"
+            log.info("%s/%s: %s", obj.namespace, obj.name, message)
+            kopf.warn(obj.ref(), reason=Reason.NIC_DETACHED, message=message)  # type: ignore[arg-type]
+            metrics.DRIFT_REPAIRS.inc()
+        await self._attach(obj, cloud, skey, signer, repair=True)
 
-    async def _drifted(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
-        message = f"port {obj.port_id} is no longer attached to server {skey[1]}; attaching again"
-        log.info("%s/%s: %s", obj.namespace, obj.name, message)
-        kopf.warn(
-            obj.ref(),  # type: ignore[arg-type]
-            reason=Reason.NIC_DETACHED,
-            message=message,
-        )
-        metrics.DRIFT_REPAIRS.inc()
-        obj = await self._write(
-            obj,
-            {"portId": None, "portState": None, "macAddr": None, "fixedIps": None},
-            [Condition(READY, False, Reason.NIC_DETACHED, message), self._synced()],
-        )
-        await self._attach(obj, cloud, skey, repair=True)
-
-    async def _attach(self, obj: Attachment, cloud: Cloud, skey: ServerKey, repair: bool = False) -> None:
+    async def _attach(
+        self, obj: Attachment, cloud: Cloud, skey: ServerKey, signer: Signer, repair: bool = False
+    ) -> None:
         client = cloud.client
         assert client is not None
         async with self.views.lock(skey):
@@ -479,16 +506,26 @@ class Controller:
                 self.queue.schedule(obj.key)
                 raise Stop
             if obj.port_id and obj.status_server == skey[1] and not repair:
-                await self._follow(obj, cloud, skey)
+                await self._follow(obj, cloud, skey, signer)
                 return
             spec = obj.spec
             port: InterfaceAttachment | None = None
             adopted = False
-            if obj.intent is not None and not repair:
+            # Only an intent still in flight is kept on the object (see resources._live_intent): the first
+            # attach's, or a repair's that replaces the port status still names.
+            if obj.intent is not None and not signer.verify(obj):
+                why = "the ecsnic.io/attach-intent annotation was not written by this operator for this object"
+                await self._unverifiable(obj, skey[1], why + " (unreadable, edited, or copied)")
+            if obj.intent is None and obj.has_finalizer and not obj.port_id:
+                why = "the ecsnic.io/attach-intent annotation that this operator wrote before attaching was removed"
+                await self._unverifiable(obj, skey[1], why)
+            if spec.port_id and (claimer := port_claimer(self.store, obj, spec.port_id, signer)) is not None:
+                await self._port_claimed(obj, claimer)
+            if obj.intent is not None:
                 # An earlier attach may have reached the cloud without its answer being saved.
                 await self._know_all()
                 ports = await self.views.ports(client, skey, 0)
-                port = adoptable(spec, obj.intent, ports, *self._rivals(skey, obj.key))
+                port = adoptable(spec, obj.intent, ports, *rivals(self.store, skey, obj.key, signer))
                 adopted = port is not None
             if port is None:
                 known: tuple[str, ...] | None = None
@@ -499,11 +536,11 @@ class Controller:
                     # and a server's queued attaches share one baseline list instead of one each.
                     ports = await self.views.ports(client, skey, BASELINE_MAX_AGE)
                     known = tuple(sorted(ports))
-                intent = Intent(conditions.now(), known)
+                intent = signer.sign(obj, Intent(conditions.now(), known, skey[1], obj.port_id if repair else None))
                 body = await self.kube.record_intent(
                     obj.namespace, obj.name, obj.resource_version, obj.finalizers, intent.dump()
                 )
-                obj = self._store(body)
+                obj = self.status.keep(body)
                 if obj.key not in self.objects:
                     raise Gone("deleted while its intent was being recorded")
                 try:
@@ -512,7 +549,7 @@ class Controller:
                     )
                 except errors.InUse:
                     ports = await self.views.ports(client, skey, 0)
-                    port = adoptable(spec, intent, ports, *self._rivals(skey, obj.key))
+                    port = adoptable(spec, intent, ports, *rivals(self.store, skey, obj.key, signer))
                     if port is None:
                         raise
                     adopted = True
@@ -528,10 +565,10 @@ class Controller:
             metrics.ATTACHES.labels("adopted" if adopted else "created").inc()
             active = port.port_state == "ACTIVE"
             try:
-                await self._write(
+                await self.status.write(
                     obj,
                     status_from_port(skey[1], port),
-                    [self._ready(skey, port), self._synced()],
+                    [ready_condition(skey, port), SYNCED_OK],
                     event=(
                         "Normal",
                         "DriftRepaired" if repair else ("Adopted" if adopted else "Attached"),
@@ -584,7 +621,7 @@ class Controller:
         kopf.warn(obj.ref(), reason=Reason.DETACH_BLOCKED, message=message)  # type: ignore[arg-type]
 
     async def _cloud_error(
-        self, obj: Attachment, cloud: Cloud, exc: errors.CloudError, detaching: bool = False
+        self, obj: Attachment, cloud: Cloud, exc: errors.CloudError, used: EcsClient, detaching: bool = False
     ) -> None:
         verdict = classify(exc, self.settings, self._bump(obj.key))
         if isinstance(exc, errors.AuthError):
@@ -595,7 +632,7 @@ class Controller:
                 f"type {spec.credentials_type}) rejected: "
             )
             verdict = dataclasses.replace(verdict, message=where + verdict.message)
-            self.clouds.credentials_rejected(cloud.spec.name, str(exc))
+            self.clouds.credentials_rejected(cloud.spec.name, used, str(exc))
         obj = self.objects.get(obj.key, obj)
         ready_now = conditions.get(obj.status, READY)
         keep_ready = not verdict.blocks_ready and ready_now is not None and ready_now.get("status") == "True"
@@ -612,7 +649,7 @@ class Controller:
         elif not keep_ready:
             wanted.insert(0, Condition(READY, False, verdict.reason, verdict.message))
         log.info("%s/%s: %s; next try in %.1f s", obj.namespace, obj.name, verdict.message, verdict.delay)
-        await self._write(obj, None, wanted, event=event)
+        await self.status.write(obj, None, wanted, event=event)
         self.queue.schedule(obj.key, verdict.delay)
 
     # -- delete ------------------------------------------------------------------------------------------
@@ -640,33 +677,47 @@ class Controller:
                 "spec.deletionPolicy: Orphan to delete this resource and leave the NIC attached",
             )
         cloud = found_cloud
-        server = obj.status_server or await self._server(obj)
+        signer = await self._signer(obj)
+        if obj.intent is not None and not obj.port_id and not signer.verify(obj):
+            # Evidence we did not write proves no NIC is ours: detach nothing, and do not hold the deletion.
+            message = (
+                "the ecsnic.io/attach-intent annotation was not written by this operator for this object, so no "
+                "NIC is detached: check the server for a NIC this resource may have attached and detach it by hand"
+            )
+            kopf.warn(obj.ref(), reason=Reason.INTENT_UNVERIFIABLE, message=message)  # type: ignore[arg-type]
+            await self.kube.remove_finalizer(obj.namespace, obj.name, obj.finalizers)
+            return
+        server = obj.status_server or await self._server(obj, signer)
         skey = (cloud.spec.name, server)
         client = cloud.client
         assert client is not None
         try:
             port_id = obj.port_id
-            if port_id is None:
-                # The attach may have reached the cloud before a crash: find it before letting go.
+            if obj.intent is not None and (port_id is None or obj.intent.replaces == port_id):
+                # An attach (or a drift repair) may have reached the cloud before a crash: find it first.
                 await self._know_all()
                 async with self.views.lock(skey):
                     ports = await self.views.ports(client, skey, 0)
-                    found = adoptable(obj.spec, obj.intent, ports, *self._rivals(skey, obj.key))
-                port_id = found.port_id if found else None
+                    if port_id is None or port_id not in ports:
+                        found = adoptable(obj.spec, obj.intent, ports, *rivals(self.store, skey, obj.key, signer))
+                        port_id = found.port_id if found else port_id
             if port_id is not None:
                 detaching = self._detaching.get(obj.key)
                 if detaching is None or detaching[0] != port_id:
                     # Straight to the DELETE: a port already gone answers 404, which the next look confirms.
+                    not_found = False
                     async with self.views.lock(skey):
-                        with contextlib.suppress(errors.NotFound):
+                        try:
                             await client.detach(server, port_id)
-                    self._detaching[obj.key] = (port_id, time.monotonic())
+                        except errors.NotFound:
+                            not_found = True
+                    self._detaching[obj.key] = (port_id, time.monotonic(), not_found)
                     self._polls[obj.key] = 0
                     message = f"detaching port {port_id} from server {server}"
-                    await self._write(
+                    await self.status.write(
                         obj,
                         None,
-                        [Condition(READY, False, Reason.DETACHING, message), self._synced()],
+                        [Condition(READY, False, Reason.DETACHING, message), SYNCED_OK],
                         event=("Normal", "Detaching", message),
                     )
                     self.queue.schedule(obj.key, max(self.settings.poll_min, self._detach.delay))
@@ -683,6 +734,10 @@ class Controller:
                     self._detach.seen(port_id not in seen, time.monotonic() - answered)
                 if port_id in seen:
                     self._polls[obj.key] = polls + 1
+                    if detaching[2] or polls + 1 >= RESEND_DETACH_AFTER:
+                        # The DELETE answered 404 (a wrong endpoint or a gateway, not the port) or was lost, yet
+                        # the port is still listed: send it again rather than wait for a detach nobody started.
+                        del self._detaching[obj.key]
                     self.queue.schedule(obj.key, self._poll_delay(polls + 1))
                     return
                 self.views.drop(skey, port_id)
@@ -690,56 +745,21 @@ class Controller:
                 kopf.info(obj.ref(), reason="Detached", message=detached)  # type: ignore[arg-type]
         except errors.CloudError as exc:
             if not (isinstance(exc, errors.NotFound) and exc.what == "server"):
-                await self._cloud_error(obj, cloud, exc, detaching=True)
+                await self._cloud_error(obj, cloud, exc, client, detaching=True)
                 return
-            # The server is gone, and its NICs with it: nothing is left to detach.
+            # A 404 said "server". That is a guess from a body that may name nothing (a gateway's "API does not
+            # exist", a wrong endpoint): ask for the server itself and release only when the cloud says it is gone.
+            try:
+                gone = await client.server_gone(server)
+            except errors.CloudError as confirm:
+                await self._cloud_error(obj, cloud, confirm, client, detaching=True)
+                return
+            if not gone:
+                await self._cloud_error(obj, cloud, exc, client, detaching=True)
+                return
+            kopf.info(
+                obj.ref(),  # type: ignore[arg-type]
+                reason="ServerGone",
+                message=f"server {server} no longer exists, and its NICs with it: nothing is left to detach",
+            )
         await self.kube.remove_finalizer(obj.namespace, obj.name, obj.finalizers)
-
-    # -- writing status ----------------------------------------------------------------------------------
-
-    def _store(self, body: dict[str, Any]) -> Attachment:
-        obj = Attachment.from_body(body)
-        current = self.objects.get(obj.key)
-        # No current copy: its DELETED event came while this write was under way; do not bring it back.
-        if current is not None and int(current.resource_version or 0) <= int(obj.resource_version or 0):
-            self.objects[obj.key] = obj
-        return obj
-
-    async def _write(
-        self,
-        obj: Attachment,
-        fields: dict[str, Any] | None,
-        wanted: list[Condition],
-        event: tuple[str, str, str] | None = None,
-    ) -> Attachment:
-        """Patch status only when something a user would see changes; post the Event with it."""
-        current = obj.status
-        status: dict[str, Any] = dict(current)
-        for name, value in (fields or {}).items():
-            if value is None:
-                status.pop(name, None)
-            else:
-                status[name] = value
-        status["conditions"] = conditions.merge(status.get("conditions") or [], wanted, obj.generation)
-        status["observedGeneration"] = obj.generation
-        if status == current:
-            return obj
-        patch = dict(status)
-        for name in current:
-            if name not in status:
-                patch[name] = None  # merge patch: null removes the field
-        if event is not None and self._new_message(current, wanted):
-            kind, reason, message = event
-            post = kopf.warn if kind == "Warning" else kopf.info
-            post(obj.ref(), reason=reason, message=message)  # type: ignore[arg-type]
-        body = await self.kube.patch_status(obj.namespace, obj.name, patch)
-        return self._store(body)
-
-    @staticmethod
-    def _new_message(current: dict[str, Any], wanted: list[Condition]) -> bool:
-        """Repeat an Event only when the condition it reports changed, not on every retry."""
-        for cond in wanted:
-            old = conditions.get(current, cond.type)
-            if old is None or old.get("reason") != cond.reason or old.get("message") != cond.message[:1024]:
-                return True
-        return False

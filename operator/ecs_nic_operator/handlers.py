@@ -67,6 +67,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     api = load_config()
     api.user_agent = leader.user_agent()
     State.controller = Controller(Kube(api), own)
+    metrics.COLLECTOR.source = lambda: State.controller
     State.trimming = asyncio.create_task(memory.trim_forever(), name="malloc-trim")
     metrics.OPERATOR_INFO.info({"version": __version__})
     log.info("ecs-nic-operator %s started (resync every %.0f s)", __version__, own.resync_period)

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
@@ -48,6 +49,10 @@ class Kube:
     api: client.ApiClient
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="kube"))
     writes: Counter[str] = field(default_factory=Counter)
+    # (connect, read) seconds for every call: with a handful of threads, one black-holed connection without
+    # a timeout would freeze every Kubernetes write behind it.
+    timeout: tuple[float, float] = (5.0, 30.0)
+    page_size: int = 500
     _ttl_cache: dict[tuple[str, str], tuple[float, Any]] = field(default_factory=dict)
 
     @property
@@ -60,6 +65,7 @@ class Kube:
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
+        kwargs.setdefault("_request_timeout", self.timeout)
 
         def call() -> Any:
             # Checked in the pool thread, after the queue wait: a deposed leader's queued calls never leave.
@@ -146,6 +152,30 @@ class Kube:
         )
         return result
 
+    async def post_event(self, namespace: str, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``involved`` (kind, name, uid, apiVersion; a namespace only for namespaced
+        objects: a cluster-scoped object's Events must leave it empty, or `kubectl describe` never finds them)."""
+        now = datetime.now(UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{involved.get('name', 'x')}.", namespace=namespace),
+            involved_object=client.V1ObjectReference(
+                api_version=involved.get("apiVersion"),
+                kind=involved.get("kind"),
+                name=involved.get("name"),
+                uid=involved.get("uid"),
+                namespace=involved.get("namespace") or None,
+            ),
+            type=type_,
+            reason=reason,
+            message=message[:1024],
+            source=client.V1EventSource(component="ecs-nic-operator"),
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )
+        self.writes["event"] += 1
+        await self._run(self.core.create_namespaced_event, namespace, body)
+
     async def patch_cloud_status(self, name: str, status: dict[str, Any]) -> None:
         self.writes["cloud_status"] += 1
         await self._run(
@@ -157,16 +187,30 @@ class Kube:
             {"status": status},
         )
 
-    async def list_attachments(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
-        """Every EcsNicAttachment we watch (all namespaces when none are given), straight from the API server."""
+    async def list_attachments(self, namespaces: tuple[str, ...]) -> tuple[list[dict[str, Any]], str]:
+        """Every EcsNicAttachment we watch (all namespaces when none are given), straight from the API server,
+        a page at a time, with the resourceVersion of the (first) list."""
         items: list[dict[str, Any]] = []
-        if not namespaces:
-            result = await self._run(self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
-            return list(result["items"])
-        for namespace in namespaces:
-            result = await self._run(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL)
-            items += result["items"]
-        return items
+        version = ""
+        for namespace in namespaces or (None,):
+            token: str | None = None
+            while True:
+                extra: dict[str, Any] = {"limit": self.page_size}
+                if token:
+                    extra["_continue"] = token
+                if namespace is None:
+                    result = await self._run(self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL, **extra)
+                else:
+                    result = await self._run(
+                        self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, **extra
+                    )
+                items += result["items"]
+                meta = result.get("metadata") or {}
+                version = version or str(meta.get("resourceVersion") or "")
+                token = meta.get("continue")
+                if not token:
+                    break
+        return items, version
 
     # -- reads (cached briefly: they are lookups of slow-changing objects) ----------------------
 
@@ -200,10 +244,26 @@ class Kube:
         return result
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """The Secret's values as text; raises ValueError naming the key whose value is not UTF-8."""
         secret = await self._run(self.core.read_namespaced_secret, name, namespace)
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        data: dict[str, str] = {}
+        for k, v in (secret.data or {}).items():
+            try:
+                data[k] = base64.b64decode(v).decode()
+            except UnicodeDecodeError:
+                raise ValueError(f"Secret {namespace}/{name}: the value of {k!r} is not UTF-8 text") from None
         data.update(secret.string_data or {})
         return data
+
+    async def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Create a Secret (409 AlreadyExists raises Conflict, a missing namespace Gone)."""
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, labels={"app.kubernetes.io/name": "ecs-nic-operator"}),
+            type="Opaque",
+            string_data=data,
+        )
+        self.writes["secret"] += 1
+        await self._run(self.core.create_namespaced_secret, namespace, body)
 
 
 def dumps(obj: Any) -> str:

@@ -66,11 +66,15 @@ DRIFT_REPAIRS = Counter(
 )
 
 
-def _controller() -> Any:
-    # Imported at scrape time: handlers imports this module, and the controller exists only once running.
-    from ecs_nic_operator import handlers
+class CloudCallMetrics:
+    """The cloud client's observer (cloud/observe.py): its calls and rate-limit waits, as Prometheus metrics."""
 
-    return handlers.State.controller
+    def call(self, operation: str, outcome: str, seconds: float) -> None:
+        CLOUD_CALLS.labels(operation, outcome).inc()
+        CLOUD_LATENCY.labels(operation).observe(seconds)
+
+    def waited(self, seconds: float) -> None:
+        RATE_LIMIT_WAIT.observe(seconds)
 
 
 def _snapshot(values: Any) -> list[Any]:
@@ -87,14 +91,14 @@ def _snapshot(values: Any) -> list[Any]:
 class ControllerCollector(Collector):
     """Attachments by state and condition, Kubernetes writes and queue depth, read at scrape time."""
 
-    def __init__(self, source: Any = _controller) -> None:
-        self._source = source
+    def __init__(self, source: Any = lambda: None) -> None:
+        self.source = source  # set by whoever runs the controller (handlers.startup): no import back
 
     def describe(self) -> Iterable[Metric]:
         return []  # unchecked collector: families depend on what the controller holds
 
     def collect(self) -> Iterable[Metric]:
-        controller = self._source()
+        controller = self.source()
         states: Tally[str] = Tally()
         conds: Tally[tuple[str, str, str]] = Tally()
         deleting = 0
@@ -102,7 +106,7 @@ class ControllerCollector(Collector):
         depth = 0
         if controller is not None:
             for obj in _snapshot(controller.objects.values):
-                states[obj.port_state or "None"] += 1
+                states[obj.port_state or NOT_ATTACHED] += 1
                 deleting += bool(obj.deleting)
                 for summary in obj.conditions_summary:
                     conds[summary] += 1
@@ -111,7 +115,7 @@ class ControllerCollector(Collector):
         by_state = GaugeMetricFamily(
             "ecsnic_attachments",
             "EcsNicAttachment resources known to this operator, by the port state the cloud reports "
-            "(None: no port yet).",
+            f"({NOT_ATTACHED}: no port yet).",
             labels=["state"],
         )
         for state, n in sorted(states.items()):
@@ -137,6 +141,7 @@ class ControllerCollector(Collector):
         yield GaugeMetricFamily("ecsnic_workqueue_depth", "Keys waiting in the work queue.", depth)
 
 
+NOT_ATTACHED = "NotAttached"
 COLLECTOR = ControllerCollector()
 REGISTRY.register(COLLECTOR)
 RESUMED = Counter(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ecs_nic_operator import GROUP, VERSION
@@ -22,13 +21,30 @@ def _intern(value: Any) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Intent:
-    """Recorded before an attach call: when it started and which ports the server already had."""
+    """Recorded (signed, see reconcile/evidence.py) before an attach call: when it started, on which server,
+    which ports the server already had, and which lost port a drift repair replaces.
+
+    ``sig`` is the operator's HMAC over these fields and the object's uid, cloud and spec; an empty ``sig``
+    marks an annotation that could not be read at all. Only a verified intent is evidence of anything.
+    """
 
     started_at: str
     known_ports: tuple[str, ...] | None  # None: not needed (fixed IP or port ID identify the NIC)
+    server: str = ""
+    replaces: str | None = None  # a drift repair: the port it replaces (still in status until the answer)
+    sig: str = ""
 
     def dump(self) -> str:
-        return json.dumps({"startedAt": self.started_at, "knownPorts": self.known_ports}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "startedAt": self.started_at,
+                "server": self.server,
+                "knownPorts": self.known_ports,
+                "replaces": self.replaces,
+                "sig": self.sig,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def load(cls, raw: str | None) -> Intent | None:
@@ -37,10 +53,20 @@ class Intent:
         try:
             data = json.loads(raw)
             known = data.get("knownPorts")
-            return cls(str(data["startedAt"]), tuple(known) if known is not None else None)
-        except (ValueError, KeyError, TypeError):
-            # A hand-edited, unreadable intent means "an attach may have happened": adopt conservatively.
-            return cls(datetime.now().isoformat(), ())
+            replaces = data.get("replaces")
+            return cls(
+                str(data["startedAt"]),
+                tuple(str(p) for p in known) if known is not None else None,
+                str(data.get("server") or ""),
+                str(replaces) if replaces else None,
+                str(data.get("sig") or ""),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Unreadable: evidence of nothing. It never widens adoption; the reconciler blocks on it.
+            return GARBLED
+
+
+GARBLED = Intent("", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +166,19 @@ class Attachment:
             finalizers=tuple(sys.intern(f) for f in meta.get("finalizers") or ()),
             deleting=bool(meta.get("deletionTimestamp")),
             paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
-            # The intent matters only until the port ID is saved; dropping it then saves ~1 KB an object.
-            intent=None if status.get("portId") else Intent.load(annotations.get(INTENT_ANNOTATION)),
+            intent=_live_intent(annotations.get(INTENT_ANNOTATION), status.get("portId")),
         )
+
+
+def _live_intent(raw: str | None, port_id: Any) -> Intent | None:
+    """The intent matters only until its answer is saved; dropping it then saves ~1 KB an object. A repair
+    intent stays while status still names the port it replaces (the repair's answer is not saved yet)."""
+    if not raw:
+        return None
+    intent = Intent.load(raw)
+    if port_id and (intent is None or intent.replaces != str(port_id)):
+        return None
+    return intent
 
 
 def status_from_port(server_id: str, port: InterfaceAttachment) -> dict[str, Any]:

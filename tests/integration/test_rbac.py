@@ -120,7 +120,9 @@ def run_cycle(
             metadata=client.V1ObjectMeta(name=node), spec=client.V1NodeSpec(provider_id=f"openstack:///{server}")
         )
     )
-    # A fresh EcsCloud each time: a Ready written by an earlier run must not count for this one.
+    # A fresh EcsCloud each time: a Ready written by an earlier run must not count for this one. And no intent
+    # signing key: each cycle's operator must read or create its own, so the create rule is proven too.
+    plane.kubectl("delete", "secret", "-n", SYSTEM_NS, "ecs-nic-operator-intent-key", "--ignore-not-found")
     plane.kubectl("delete", "ecscloud", "default", "--ignore-not-found", "--wait=true")
     apply_cloud(plane, simulator.url, namespaceSelector={"matchLabels": {"ecsnic-rbac": "in"}})
     op = OperatorProcess(kubeconfig, log_path, args=["--health-port", str(free_port()), "--resync-period", "30"])
@@ -211,7 +213,10 @@ def test_rbac_rules_are_exactly_the_documented_ones() -> None:
         (("",), ("namespaces",), ("get",)),
         (("",), ("events",), ("create",)),
     }
-    assert doc("Role")["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert doc("Role")["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
     assert doc("Role")["metadata"]["namespace"] == SYSTEM_NS
 
 

@@ -23,6 +23,7 @@ ECSCLOUD_ONLY = {
     Reason.ENDPOINT_UNREACHABLE,
     Reason.ENDPOINT_INVALID,
     Reason.CONNECTED,
+    Reason.CHECK_FAILED,
 }
 # EcsCloud reasons a person must fix (the rest pass: the endpoint may answer again).
 CLOUD_TERMINAL = {
@@ -47,6 +48,9 @@ TERMINAL = {
     Reason.NODE_NOT_FOUND,
     Reason.NODE_NO_PROVIDER_ID,
     Reason.DETACH_BLOCKED,
+    Reason.PORT_CLAIMED,
+    Reason.INTENT_UNVERIFIABLE,
+    Reason.INTENT_KEY_UNAVAILABLE,
     Reason.SERVER_LOCKED,
     Reason.SUBNET_EXHAUSTED,
     Reason.INVALID_IP,
@@ -264,7 +268,7 @@ def test_ecscloud_passing_states_are_progressing() -> None:
 def test_every_ecscloud_reason_is_classified() -> None:
     cloud_reasons = ECSCLOUD_ONLY | {Reason.CREDENTIALS_REJECTED}
     passing = cloud_reasons - CLOUD_TERMINAL - {Reason.CONNECTED}
-    assert passing == {Reason.ENDPOINT_UNREACHABLE}
+    assert passing == {Reason.ENDPOINT_UNREACHABLE, Reason.CHECK_FAILED}  # both may pass by themselves
     for reason in passing:
         assert health(ecscloud(False, reason, "x"), CLOUD_SCRIPT)[0] == "Progressing"
 

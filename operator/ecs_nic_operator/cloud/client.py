@@ -30,11 +30,11 @@ from ecs_nic_operator.cloud.errors import (
     request_id_of,
 )
 from ecs_nic_operator.cloud.models import InterfaceAttachment
+from ecs_nic_operator.cloud.observe import CallObserver, NoObserver
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
 from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
 from ecs_nic_operator.cloud.urls import require_secure_url
 from ecs_nic_operator.fence import FENCE
-from ecs_nic_operator.metrics import CLOUD_CALLS, CLOUD_LATENCY, RATE_LIMIT_WAIT
 
 log = logging.getLogger("ecs_nic_operator.cloud")
 
@@ -50,15 +50,18 @@ class _RateLimitedTransport(httpx.AsyncBaseTransport):
     """Takes a limiter token for every request to the ECS endpoint, including resends made
     inside an auth flow, which a limiter in front of ``AsyncClient.request`` would miss."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, limiter: TokenBucket, origin: httpx.URL) -> None:
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport, limiter: TokenBucket, origin: httpx.URL, observer: CallObserver
+    ) -> None:
         self._inner = inner
+        self._observer = observer
         self._limiter = limiter
         self._origin = (origin.scheme, origin.host, origin.port)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if (request.url.scheme, request.url.host, request.url.port) == self._origin:
             waited = await self._limiter.acquire()
-            RATE_LIMIT_WAIT.observe(waited)
+            self._observer.waited(waited)
             acc = _waited.get()
             if acc is not None:
                 acc.append(waited)
@@ -100,10 +103,12 @@ class EcsClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 50,
+        observer: CallObserver | None = None,
         ca_bundle: str | None = None,
     ) -> None:
         """``ca_bundle``: base64 PEM CAs trusted besides the system ones (EcsCloud ``spec.caBundle``); raises
         ``CaBundleError`` if unusable. Proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``."""
+        self._observer: CallObserver = observer or NoObserver()
         base = require_secure_url(endpoint, "ECS endpoint")
         _check_id("project ID", project_id)
         self.endpoint = str(base).rstrip("/")
@@ -120,7 +125,7 @@ class EcsClient:
         )
         self._http = httpx.AsyncClient(
             auth=auth,
-            transport=_RateLimitedTransport(inner, limiter, base) if limiter is not None else inner,
+            transport=_RateLimitedTransport(inner, limiter, base, self._observer) if limiter is not None else inner,
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,  # a redirect would carry credentials to wherever it points
             headers={"Accept": "application/json", "User-Agent": f"ecs-nic-operator/{__version__}"},
@@ -193,8 +198,7 @@ class EcsClient:
         finally:
             _waited.reset(token)
             duration = max(0.0, time.perf_counter() - began - sum(waits))
-            CLOUD_CALLS.labels(operation, outcome).inc()
-            CLOUD_LATENCY.labels(operation).observe(duration)
+            self._observer.call(operation, outcome, duration)
             log.debug(
                 "cloud call %s server=%s status=%s request_id=%s duration=%.3fs outcome=%s",
                 operation,
@@ -287,6 +291,34 @@ class EcsClient:
             not_found_what="interface",
         )
         return self._attachment(op, response, self._parse(op, response, "interfaceAttachment"))
+
+    async def show_server(self, server_id: str) -> dict[str, Any]:
+        """Nova's "show server": the server document; NotFound (what="server") only when the 404 names it."""
+        op = "show_server"
+        response = await self._call(
+            op,
+            "GET",
+            f"{self._servers}/{_check_id('server ID', server_id)}",
+            server_id,
+            ok=frozenset({200}),
+            not_found_what="",
+        )
+        server = self._parse(op, response, "server")
+        if not isinstance(server, dict):
+            raise CloudError(op, "malformed response: server is not an object", status=200)
+        return server
+
+    async def server_gone(self, server_id: str) -> bool:
+        """True only when the cloud says this server does not exist: a 404 whose body names the server. A 404
+        naming nothing (a gateway's "API does not exist", a wrong endpoint) proves nothing and is raised."""
+        try:
+            await self.show_server(server_id)
+        except NotFound as exc:
+            # Nova's itemNotFound and Huawei's Ecs.0614 name the server; a body naming nothing proves nothing.
+            if server_id.lower() in exc.message.lower() or (exc.code or "").upper() == "ECS.0614":
+                return True
+            raise
+        return False
 
     async def attachable_nics(self, server_id: str) -> int | None:
         """How many more NICs the server can take, from Huawei's v1 ``os-interface_extension``

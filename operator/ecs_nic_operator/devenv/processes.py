@@ -122,6 +122,10 @@ class SimulatorProcess:
     def ports_of(self, server_id: str) -> list[dict[str, Any]]:
         return list(self.state()["servers"].get(server_id, []))
 
+    def calls_on(self, server_id: str) -> int:
+        """API calls (any method) that named this server, control calls excluded."""
+        return int(self.state().get("callsByServer", {}).get(server_id, 0))
+
     def calls(self, method: str = "") -> int:
         return sum(n for k, n in self.state()["calls"].items() if k.startswith(method))
 

@@ -25,7 +25,8 @@ def adoptable(
     """The port to adopt, or None. ``claimed`` are port IDs other attachments on this server own;
     ``others_known`` the known ports of other attachments on this server whose attach is unanswered too."""
     if spec.port_id:
-        return ports.get(spec.port_id)
+        # Named by our spec, but owned by another attachment: never ours to adopt (nor, later, to detach).
+        return None if spec.port_id in claimed else ports.get(spec.port_id)
     candidates = [p for p in ports.values() if p.net_id == spec.net_id and p.port_id not in claimed]
     if spec.fixed_ip:
         for port in candidates:

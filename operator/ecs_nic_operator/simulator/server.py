@@ -87,6 +87,7 @@ class Simulator:
 
     def _reset_counters(self) -> None:
         self.calls: collections.Counter[str] = collections.Counter()
+        self.calls_by_server: collections.Counter[str] = collections.Counter()  # API calls naming a server
         self.refusals: collections.Counter[str] = collections.Counter()  # answers by code (and lost replies)
         self.peak = 0
         self._window: collections.deque[float] = collections.deque()  # all API calls, last second
@@ -144,6 +145,7 @@ class Simulator:
                 "serverStates": {sid: srv.state for sid, srv in self.world.servers.items()},
                 "stuck": self.world.stuck(),
                 "calls": dict(self.calls),
+                "callsByServer": dict(self.calls_by_server),
                 "peakCallsPerSecond": self.peak,
                 "refusals": dict(self.refusals),
                 "freePorts": sorted(pid for pid, p in self.world.ports.items() if p.server_id is None),
@@ -160,6 +162,7 @@ class Simulator:
         r.add_get("/v3", self._identity_version)
         r.add_get("/v3/", self._identity_version)
         r.add_post("/v3/auth/tokens", self._issue_token)
+        r.add_get("/v2.1/{project_id}/servers/{server_id}", self._show_server)
         r.add_get(iface, self._list)
         r.add_post(iface, self._attach)
         r.add_get(iface + "/{port_id}", self._show)
@@ -222,6 +225,8 @@ class Simulator:
         mutating = request.method in ("POST", "DELETE")
         with self._lock:
             self._count(f"{request.method} {template}", now)
+            if "server_id" in request.match_info:
+                self.calls_by_server[request.match_info["server_id"]] += 1
             throttled = self._throttled(now)
             slow = self.rng.random() < float(b["slowRate"] or 0)
             fail = self.rng.random() < float(b["failRate"] or 0)
@@ -382,6 +387,15 @@ class Simulator:
             ports = self.world.list_interfaces(sid)
             tag = mv >= (2, 70)
             return _json(200, {"interfaceAttachments": [self.world.view(p, tag) for p in ports]})
+
+        return await self._nova(request, op)
+
+    async def _show_server(self, request: web.Request) -> web.Response:
+        sid = request.match_info["server_id"]
+
+        def op(mv: tuple[int, int]) -> web.Response:
+            self.world.server_for_call(sid)
+            return _json(200, {"server": {"id": sid, "name": f"server-{sid[:8]}", "status": "ACTIVE"}})
 
         return await self._nova(request, op)
 

@@ -48,6 +48,8 @@ def test_user_patches_racing_the_operator_do_not_lose_status(stack: Stack) -> No
     user = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
     stop = threading.Event()
     patches = [0]
+    last_label: dict[str, tuple[int, str]] = {}  # name -> (resourceVersion, team) of its newest accepted patch
+    lock = threading.Lock()
     problems: list[str] = []
     rng = random.Random(7)
 
@@ -62,8 +64,12 @@ def test_user_patches_racing_the_operator_do_not_lose_status(stack: Stack) -> No
                 }
             }
             try:
-                user.patch_namespaced_custom_object(GROUP, VERSION, ns, "ecsnicattachments", name, patch)
-                patches[0] += 1
+                got = user.patch_namespaced_custom_object(GROUP, VERSION, ns, "ecsnicattachments", name, patch)
+                version = int(got["metadata"]["resourceVersion"])
+                with lock:
+                    patches[0] += 1
+                    if version > last_label.get(name, (0, ""))[0]:
+                        last_label[name] = (version, got["metadata"]["labels"]["team"])
             except client.ApiException as exc:
                 if exc.status != 404:
                     problems.append(f"{name}: {exc.status} {exc.reason}")
@@ -86,4 +92,5 @@ def test_user_patches_racing_the_operator_do_not_lose_status(stack: Stack) -> No
     after = stack.converge(ns, set(names), set(), set(servers), timeout=30)
     for name in names:
         assert after[name]["status"]["portId"] == items[name]["status"]["portId"]
-        assert after[name]["metadata"]["labels"]["team"].startswith("t")  # the user's writes kept too
+        if name in last_label:  # the user's newest write kept too: no operator write replaced their metadata
+            assert after[name]["metadata"]["labels"]["team"] == last_label[name][1], name

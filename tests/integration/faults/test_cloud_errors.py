@@ -94,15 +94,17 @@ def test_cloud_side_errors_end_in_specific_conditions_with_bounded_calls_and_rec
         )
     )
 
-    # 4. port in use on another server -> the other attachment lets it go
+    # 4. port owned by another attachment (on another server) -> the other attachment lets it go. Refused
+    #    before any call: another attachment's port is never ours to attach, adopt or detach (PortClaimed).
     busy_port = sim.add_port(NET_B)["port_id"]
     holder("port-holder", stack.spec(seeded(2), portId=busy_port))
     cases.append(
         Case(
-            "port-in-use",
-            ("PortInUse",),
-            (busy_port,),
+            "port-claimed",
+            ("PortClaimed",),
+            (busy_port, "port-holder"),
             lambda: stack.delete(ns, "port-holder"),
+            cloud_calls=False,
             spec=stack.spec(seeded(3), portId=busy_port),
         )
     )

@@ -13,9 +13,10 @@ from prometheus_client import REGISTRY
 
 from ecs_nic_operator.cloud.auth import TokenAuth
 from ecs_nic_operator.cloud.client import EcsClient
-from ecs_nic_operator.cloud.errors import NotFound
+from ecs_nic_operator.cloud.errors import CloudError, NotFound
 from ecs_nic_operator.cloud.models import FixedIp, InterfaceAttachment
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
+from ecs_nic_operator.metrics import CloudCallMetrics
 
 PROJECT = "0605767ea3000f0b2f0ac01c2e4ce6bd"
 SERVER = "7b7e1f5c-0000-4000-8000-000000000001"
@@ -205,7 +206,7 @@ async def test_metrics_and_debug_log(caplog: pytest.LogCaptureFixture) -> None:
     wait_before = _sample("ecsnic_rate_limit_wait_seconds_count", {})
     rec = Recorder(httpx.Response(200, json={"interfaceAttachment": HUAWEI_EXAMPLE}, headers={"X-Request-Id": "rq-9"}))
     caplog.set_level(logging.DEBUG, logger="ecs_nic_operator.cloud")
-    async with make(rec, limiter=TokenBucket(100, 10)) as client:
+    async with make(rec, limiter=TokenBucket(100, 10), observer=CloudCallMetrics()) as client:
         await client.show(SERVER, PORT)
         rec.response = httpx.Response(404)
         with pytest.raises(NotFound):
@@ -223,3 +224,24 @@ async def test_metrics_and_debug_log(caplog: pytest.LogCaptureFixture) -> None:
 def test_repr_has_no_secret() -> None:
     client = EcsClient("https://ecs.example.com", PROJECT, TokenAuth(TOKEN))
     assert TOKEN not in repr(client)
+
+
+async def test_show_server_and_a_404_that_names_it_or_not() -> None:
+    rec = Recorder(httpx.Response(200, json={"server": {"id": SERVER, "status": "ACTIVE"}}))
+    async with make(rec) as client:
+        assert (await client.show_server(SERVER))["id"] == SERVER
+        assert not await client.server_gone(SERVER)
+        assert str(rec.requests[-1].url).endswith(f"/v2.1/{PROJECT}/servers/{SERVER}")
+        named = {"itemNotFound": {"code": 404, "message": f"Instance {SERVER} could not be found."}}
+        rec.response = httpx.Response(404, json=named)
+        assert await client.server_gone(SERVER)
+        # A gateway's 404 names nothing: it proves nothing about the server.
+        rec.response = httpx.Response(404, json={"error_code": "APIGW.0101", "error_msg": "The API does not exist"})
+        with pytest.raises(CloudError):
+            await client.server_gone(SERVER)
+        huawei = {"error": {"code": "Ecs.0614", "message": "The ECS does not exist."}}
+        rec.response = httpx.Response(404, json=huawei)
+        assert await client.server_gone(SERVER)
+        rec.response = httpx.Response(404, text="404: Not Found")
+        with pytest.raises(NotFound):
+            await client.server_gone(SERVER)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecs_nic_operator.cloud.models import FixedIp, InterfaceAttachment
 from ecs_nic_operator.reconcile.adopt import adoptable
-from ecs_nic_operator.resources import AttachmentSpec, Intent
+from ecs_nic_operator.resources import GARBLED, AttachmentSpec, Intent
 
 NET, OTHER_NET = "net-a", "net-b"
 
@@ -50,11 +50,15 @@ def test_plain_net_id_without_a_recorded_baseline_adopts_nothing() -> None:
     assert adoptable(spec(), Intent("t", None), ports(port("p1")), set()) is None
 
 
-def test_unreadable_intent_annotation_means_an_attach_may_have_happened() -> None:
+def test_unreadable_intent_annotation_is_evidence_of_nothing() -> None:
     intent = Intent.load("{not json")
-    assert intent is not None and intent.known_ports == ()
-    assert Intent.load(Intent("t", ("a", "b")).dump()) == Intent("t", ("a", "b"))
+    assert intent is GARBLED and intent.sig == "" and intent.known_ports is None
+    assert Intent.load(Intent("t", ("a", "b"), "srv", None, "s").dump()) == Intent("t", ("a", "b"), "srv", None, "s")
     assert Intent.load(None) is None
+
+
+def test_a_port_named_by_spec_that_another_attachment_claims_is_never_adopted() -> None:
+    assert adoptable(spec(port_id="p1"), None, ports(port("p1")), {"p1"}) is None
 
 
 def test_two_unanswered_attaches_on_one_server_each_adopt_their_own_port() -> None:

@@ -1,0 +1,50 @@
+"""Who else has a claim on a server's ports, from the store's index (not a scan of every attachment).
+
+Adoption after a lost answer must never take what another attachment owns or may own; a port named by
+spec.portId is only ever this attachment's when no other attachment, in any namespace, claims it. Only
+verified intents count as claims (reconcile/evidence.py): a forged one could otherwise steer adoption.
+"""
+
+from __future__ import annotations
+
+from ecs_nic_operator.reconcile.evidence import Signer
+from ecs_nic_operator.reconcile.store import ServerKey, Store
+from ecs_nic_operator.resources import Attachment, Key
+
+Rivals = tuple[set[str], list[tuple[str, ...]], set[tuple[str, str]]]
+
+
+def rivals(store: Store, skey: ServerKey, key: Key, signer: Signer) -> Rivals:
+    """Ports other attachments on this server own (in status) or may own (named by the spec of an unanswered
+    attach), the known ports of their unanswered plain-network intents, and the (network, fixed IP) pairs
+    unanswered ones asked for: the three arguments adopt.adoptable weighs."""
+    claimed: set[str] = set()
+    others_known: list[tuple[str, ...]] = []
+    reserved_ips: set[tuple[str, str]] = set()
+    for o in store.on_server(skey):
+        if o.key == key:
+            continue
+        if o.port_id and o.status_server == skey[1]:
+            claimed.add(o.port_id)
+        if o.intent is None or not signer.verify(o) or o.intent.server != skey[1]:
+            continue
+        if o.spec.port_id:
+            claimed.add(o.spec.port_id)
+        elif o.spec.fixed_ip and o.spec.net_id:
+            reserved_ips.add((o.spec.net_id, o.spec.fixed_ip))
+        if o.intent.known_ports is not None:
+            others_known.append(o.intent.known_ports)
+    return claimed, others_known, reserved_ips
+
+
+def port_claimer(store: Store, obj: Attachment, port_id: str, signer: Signer) -> Attachment | None:
+    """Another attachment (any namespace) that owns this port: it has it in status, or its verified intent
+    names it by spec.portId and its attach is unanswered."""
+    for other in store.naming_port(port_id):
+        if other.key == obj.key or other.uid == obj.uid:
+            continue
+        if other.port_id == port_id:
+            return other
+        if other.spec.port_id == port_id and not other.port_id and signer.verify(other):
+            return other
+    return None

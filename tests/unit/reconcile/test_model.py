@@ -1,0 +1,228 @@
+"""Model-based test: hypothesis interleaves what users, the cloud and crashes do with the reconciles the
+operator runs, and checks the exactly-once and ownership promises after every step.
+
+Default run: a bounded number of examples (CI). Long mode, by hand:
+    ECSNIC_MODEL_EXAMPLES=2000 ECSNIC_MODEL_STEPS=80 .venv/bin/pytest tests/unit/reconcile/test_model.py -s
+The number of steps explored is printed at the end (-s shows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from tests.unit.reconcile.fakes import Crash
+from tests.unit.reconcile.harness import NET, Harness
+
+SERVER = "srv-1"
+NAMES = ["a", "b", "c", "d"]
+EXAMPLES = int(os.environ.get("ECSNIC_MODEL_EXAMPLES", "40"))
+STEPS = int(os.environ.get("ECSNIC_MODEL_STEPS", "30"))
+EXPLORED = {"steps": 0, "examples": 0}
+
+
+class Attachments(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.h: Harness = self.loop.run_until_complete(self._harness())
+        self.uids: dict[str, str] = {}  # uid -> name, every attachment ever created
+        self.deleted: dict[str, str] = {}  # uid -> deletionPolicy when it was deleted (or set since)
+        # uid -> how many detaches the cloud had seen when it was deleted with Orphan (cleared by a later edit:
+        # the operator may act on the policy it read before an edit it has not seen yet)
+        self.orphaned_at: dict[str, int] = {}
+        EXPLORED["examples"] += 1
+
+    @staticmethod
+    async def _harness() -> Harness:
+        h = Harness()
+        h.cloud.servers[SERVER] = {}
+        h.cloud.free_ports.update({"free-1": NET, "free-2": NET})
+        return h
+
+    def teardown(self) -> None:
+        self.loop.close()
+
+    def run(self, coro: Any) -> None:
+        self.loop.run_until_complete(coro)
+
+    # -- users ------------------------------------------------------------------------------------------
+    @rule(
+        name=st.sampled_from(NAMES),
+        kind=st.sampled_from(["net", "ip", "port-1", "port-2"]),
+        policy=st.sampled_from(["Delete", "Orphan"]),
+    )
+    def create(self, name: str, kind: str, policy: str) -> None:
+        EXPLORED["steps"] += 1
+        if self.h.obj("ns", name) is not None:
+            return
+        spec: dict[str, Any] = {"serverId": SERVER, "deletionPolicy": policy}
+        if kind.startswith("port"):
+            spec["portId"] = "free-" + kind[-1]
+        else:
+            spec["netId"] = NET
+            if kind == "ip":
+                spec["fixedIps"] = [{"ipAddress": f"10.9.0.{NAMES.index(name) + 10}"}]
+        body = self.h.kube.create("ns", name, spec)
+        self.uids[body["metadata"]["uid"]] = name
+
+    @rule(name=st.sampled_from(NAMES))
+    def delete(self, name: str) -> None:
+        EXPLORED["steps"] += 1
+        body = self.h.obj("ns", name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        uid = body["metadata"]["uid"]
+        self.deleted[uid] = body["spec"].get("deletionPolicy", "Delete")
+        if self.deleted[uid] == "Orphan":
+            self.orphaned_at[uid] = len(self.h.cloud.detached_for)
+        self.h.kube.delete("ns", name)
+
+    @rule(name=st.sampled_from(NAMES), policy=st.sampled_from(["Delete", "Orphan"]))
+    def set_policy(self, name: str, policy: str) -> None:
+        EXPLORED["steps"] += 1
+        body = self.h.obj("ns", name)
+        if body is None:
+            return
+        self.h.kube.edit_spec("ns", name, deletionPolicy=policy)
+        uid = body["metadata"]["uid"]
+        if uid in self.deleted:
+            self.deleted[uid] = policy
+            self.orphaned_at.pop(uid, None)
+
+    # -- the operator --------------------------------------------------------------------------------
+    @rule(name=st.sampled_from(NAMES))
+    def reconcile(self, name: str) -> None:
+        EXPLORED["steps"] += 1
+        obj = self.h.controller.objects.get(("ns", name))
+        if obj is None:
+            return
+        self.h.cloud.current_uid = obj.uid
+        try:
+            self.run(self.h.controller.reconcile(("ns", name)))
+        except Crash:
+            self.restart()
+
+    @rule()
+    def restart(self) -> None:
+        EXPLORED["steps"] += 1
+        self.h.deliver()
+        self.run(self._restart())
+
+    async def _restart(self) -> None:
+        self.h.new_controller()
+
+    @rule()
+    def deliver_events(self) -> None:
+        EXPLORED["steps"] += 1
+        self.h.deliver()
+
+    @rule(hold=st.booleans())
+    def hold_events(self, hold: bool) -> None:
+        EXPLORED["steps"] += 1
+        self.h.hold_events = hold
+        if not hold:
+            self.h.deliver()
+
+    # -- the cloud and the world ------------------------------------------------------------------------
+    @rule()
+    def lose_next_reply(self) -> None:
+        EXPLORED["steps"] += 1
+        self.h.cloud.lose_next_reply = 1
+
+    @rule()
+    def crash_on_next_attach(self) -> None:
+        EXPLORED["steps"] += 1
+        self.h.cloud.crash_next_attach = True
+
+    @rule()
+    def conflicting_write(self) -> None:
+        EXPLORED["steps"] += 1
+        self.h.kube.conflict_next = 1
+
+    @rule(down=st.booleans())
+    def cloud_down(self, down: bool) -> None:
+        EXPLORED["steps"] += 1
+        self.h.cloud.down = down
+
+    @precondition(lambda self: bool(self.h.cloud.servers[SERVER]))
+    @rule(data=st.data())
+    def detach_out_of_band(self, data: st.DataObject) -> None:
+        EXPLORED["steps"] += 1
+        port = data.draw(st.sampled_from(sorted(self.h.cloud.servers[SERVER])))
+        del self.h.cloud.servers[SERVER][port]
+        if port.startswith("free-"):
+            self.h.cloud.free_ports[port] = NET
+
+    @rule()
+    def foreign_attach(self) -> None:
+        EXPLORED["steps"] += 1
+        self.h.cloud.attach_foreign(SERVER, NET)
+
+    @rule()
+    def settle(self) -> None:
+        """The cloud is healthy and nothing is lost any more: everything must converge."""
+        EXPLORED["steps"] += 1
+        cloud = self.h.cloud
+        cloud.down, cloud.lose_next_reply, cloud.crash_next_attach = False, 0, False
+        self.h.kube.conflict_next = 0
+        self.h.hold_events = False
+        self.h.deliver()
+        for _ in range(40):
+            before = (repr(self.h.kube.objects), repr(cloud.servers))
+            for key in list(self.h.controller.objects):
+                obj = self.h.controller.objects.get(key)
+                if obj is None:
+                    continue
+                cloud.current_uid = obj.uid
+                self.h.controller.views.forget_server(("default", SERVER))  # time passes: caches expire
+                self.run(self.h.controller.reconcile(key))
+            if (repr(self.h.kube.objects), repr(cloud.servers)) == before:
+                break
+        # No stuck finalizer once the cloud is healthy.
+        stuck = [k for k, b in self.h.kube.objects.items() if b["metadata"].get("deletionTimestamp")]
+        assert not stuck, f"finalizers stuck on {stuck}"
+        # Every deleted attachment's NIC is gone (Delete) or was never detached by us (Orphan).
+        present = set(cloud.servers[SERVER])
+        for uid, policy in self.deleted.items():
+            mine = {p for p, u in cloud.made_for.items() if u == uid}
+            if policy == "Delete":
+                assert not (mine & present), f"{self.uids[uid]} (Delete) left {mine & present}"
+
+    # -- the promises, after every step ---------------------------------------------------------------
+    @invariant()
+    def no_nic_attached_twice_for_one_attachment(self) -> None:
+        present = set(self.h.cloud.servers.get(SERVER, {}))
+        per_uid: dict[str, set[str]] = {}
+        for port, uid in self.h.cloud.made_for.items():
+            if port in present:
+                per_uid.setdefault(uid, set()).add(port)
+        doubled = {self.uids.get(u, u): ports for u, ports in per_uid.items() if len(ports) > 1}
+        assert not doubled, f"attached twice: {doubled}"
+
+    @invariant()
+    def no_nic_detached_that_the_operator_did_not_own(self) -> None:
+        cloud = self.h.cloud
+        for n, (port, uid) in enumerate(cloud.detached_for):
+            assert port not in cloud.foreign, f"detached foreign NIC {port}"
+            assert cloud.made_for.get(port) == uid, f"{self.uids.get(uid)} detached {port}, made for another"
+            if uid in self.orphaned_at:
+                assert n < self.orphaned_at[uid], f"{self.uids.get(uid)} was deleted with Orphan, its {port} detached"
+
+
+Attachments.TestCase.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestAttachments = Attachments.TestCase
+
+
+def teardown_module() -> None:
+    print(f"\nmodel: {EXPLORED['examples']} examples, {EXPLORED['steps']} steps explored")
