@@ -36,7 +36,9 @@ class Settings:
     backoff_max: float = field(default_factory=lambda: _env_float("ECSNIC_BACKOFF_MAX", 120.0))
     # Waiting on Kubernetes-side prerequisites (EcsCloud missing or not Ready, Node missing).
     dependency_retry: float = field(default_factory=lambda: _env_float("ECSNIC_DEPENDENCY_RETRY", 60.0))
-    workers: int = field(default_factory=lambda: int(_env_float("ECSNIC_WORKERS", 32)))
+    # The most reconciles (and so cloud calls) in flight at once: a memory cap, not the working size. Within it
+    # the work queue runs what the clouds' rate limits can keep busy at their observed latency (workqueue.py).
+    workers: int = field(default_factory=lambda: int(_env_float("ECSNIC_WORKERS", 512)))
     cloud_timeout: float = field(default_factory=lambda: _env_float("ECSNIC_CLOUD_TIMEOUT", 10.0))
     default_qps: float = 10.0
     default_burst: int = 20
