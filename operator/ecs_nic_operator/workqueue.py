@@ -127,15 +127,13 @@ class WorkQueue(Generic[K]):
             # wait could be overtaken by a more urgent one scheduled meanwhile.
             while len(self._active) >= self.size():
                 self._freed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), RESIZE_EVERY)
+                await _wait(self._freed, RESIZE_EVERY)
             key = self._pop_due(time.monotonic())
             while key is None:
                 nxt = self._next_due()
                 timeout = None if nxt is None else max(0.0, nxt - time.monotonic())
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                await _wait(self._wakeup, timeout)
                 key = self._pop_due(time.monotonic())
             self._active.add(key)
             task = asyncio.create_task(self._one(key))
@@ -151,3 +149,11 @@ class WorkQueue(Generic[K]):
             again = self._again.pop(key, None)
             if again is not None:
                 self.schedule(key, again - time.monotonic())
+
+
+async def _wait(event: asyncio.Event, seconds: float | None) -> None:
+    """Until event is set or the seconds pass. Not asyncio.wait_for: on Python 3.11 it can swallow a
+    cancellation that arrives as the event is set, and stop() then waits for the dispatcher forever."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

@@ -16,6 +16,10 @@ HEADROOM = 1.5
 SMOOTHING = 0.05
 # What an unlimited cloud (qps <= 0) asks for: the caller's own cap applies.
 UNLIMITED = 1 << 20
+# Calls queued for a token beyond this many seconds of the ceiling mean more are running than the ceiling
+# serves, whatever the latency estimate says (a starved event loop makes every call look slower than the
+# cloud is): then the cloud asks for nothing more until the queue is back under it.
+MAX_BACKLOG = 0.5
 
 
 class Latency:
@@ -82,6 +86,7 @@ class TokenBucket:
         self._updated: float | None = None
         self._lock = asyncio.Lock()
         self.latency = Latency(clock=clock)
+        self.waiting = 0  # calls queued for a token
 
     def __repr__(self) -> str:
         return f"TokenBucket(qps={self.qps}, burst={self.burst})"
@@ -91,6 +96,8 @@ class TokenBucket:
         the burst. More in flight only queue here, ahead of calls that matter more (see WorkQueue)."""
         if self.qps <= 0:
             return UNLIMITED
+        if self.waiting > self.qps * MAX_BACKLOG:
+            return 0
         return math.ceil(self.qps * self.latency.estimate() * HEADROOM) + self.burst
 
     def _refill(self, now: float) -> None:
@@ -104,12 +111,16 @@ class TokenBucket:
             return 0.0
         began = self._clock()
         waited = self._lock.locked()  # queued behind others: that is waiting too
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return now - began if waited else 0.0
-                waited = True
-                await asyncio.sleep((1.0 - self._tokens) / self.qps)
+        self.waiting += 1
+        try:
+            async with self._lock:
+                while True:
+                    now = self._clock()
+                    self._refill(now)
+                    if self._tokens >= 1.0:
+                        self._tokens -= 1.0
+                        return now - began if waited else 0.0
+                    waited = True
+                    await asyncio.sleep((1.0 - self._tokens) / self.qps)
+        finally:
+            self.waiting -= 1

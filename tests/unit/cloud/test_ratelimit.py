@@ -169,3 +169,22 @@ def test_useful_in_flight_follows_littles_law() -> None:
             bucket.latency.answered(call)
         assert bucket.useful_in_flight() == pytest.approx(50 * latency_s * HEADROOM + 1, abs=1.0)
     assert TokenBucket(qps=0, burst=0).useful_in_flight() == UNLIMITED
+
+
+async def test_a_queue_for_tokens_beyond_half_a_second_of_the_ceiling_asks_for_nothing_more() -> None:
+    clock = FakeClock()  # stands still: queued callers stay queued
+    bucket = TokenBucket(qps=10, burst=1, clock=clock)
+    call = bucket.latency.sent()
+    clock.now += 2.0
+    bucket.latency.answered(call)
+    assert bucket.useful_in_flight() == 31  # Little's law: 10/s x 2 s x 1.5, plus the burst
+    tasks = [asyncio.create_task(bucket.acquire()) for _ in range(8)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert bucket.waiting == 7  # the first took the one token at once
+    assert bucket.useful_in_flight() == 0  # 7 queued > 10/s x 0.5 s: more would only queue
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert bucket.waiting == 0  # cancelled callers leave the count
+    assert bucket.useful_in_flight() == 31

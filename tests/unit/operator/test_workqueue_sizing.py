@@ -73,6 +73,26 @@ async def test_a_smaller_size_holds_back_the_next_dispatches_only() -> None:
         queue.schedule(f"k{i}")
     await held.until(lambda: len(held.running) == 6)
     wanted[0] = 2
+    await settle()
+    assert len(held.running) == 6  # running keys are never interrupted
+    held.release.set()  # the six running ones end (those already woken), the next ones are held again
+    held.release.clear()
+    await held.until(lambda: len(held.started) >= 8 and len(held.running) == 2)
+    await settle()
+    assert len(held.running) == 2 and len(held.started) == 8
+    await queue.stop()
+
+
+async def test_after_a_smaller_size_every_key_still_runs_and_stop_returns() -> None:
+    """stop() once hung here: asyncio.wait_for swallowed the dispatcher's cancellation (Python 3.11)."""
+    wanted = [6]
+    held = Held()
+    queue: WorkQueue[str] = WorkQueue(held, workers=100, wanted=lambda: wanted[0], base=0)
+    queue.start()
+    for i in range(30):
+        queue.schedule(f"k{i}")
+    await held.until(lambda: len(held.running) == 6)
+    wanted[0] = 2
     seen_after: list[int] = []
     original = held.__call__
 
