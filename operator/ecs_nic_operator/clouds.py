@@ -82,6 +82,10 @@ class Clouds:
     def get(self, name: str) -> Cloud | None:
         return self._clouds.get(name)
 
+    def useful_in_flight(self) -> int:
+        """Calls every cloud's rate limit keeps busy at its observed latency (sizes the work queue)."""
+        return sum(c.limiter.useful_in_flight() for c in self._clouds.values() if c.limiter is not None)
+
     def observe(self, body: dict[str, Any], deleted: bool = False) -> None:
         name = body.get("metadata", {}).get("name", "")
         if deleted:
@@ -185,6 +189,8 @@ class Clouds:
                     timeout=self._settings.cloud_timeout,
                     observer=CloudCallMetrics(),
                     ca_bundle=spec.ca_bundle,
+                    # Each reconcile has at most one call out, so the cap on reconciles bounds connections too.
+                    max_connections=max(self._settings.workers, 50),
                 )
                 cloud.credentials_digest = digest
                 if old is not None:

@@ -262,7 +262,8 @@ SETTINGS: list[Setting] = [
         "ECSNIC_WORKERS",
         count,
         32,
-        "reconciles running at once (each EcsCloud's rateLimit, not this, bounds cloud calls)",
+        "the most reconciles (and cloud calls) in flight: a memory cap; below it the queue follows each "
+        "EcsCloud's rateLimit at the latency it shows (32 keeps the fixed pool; see docs/operations.md)",
         "N",
     ),
     Setting(

@@ -77,7 +77,7 @@ class Controller:
         self._deleted: dict[str, float] = {}
         self.clouds = Clouds(kube, settings, self._cloud_changed)
         self.views = ServerViews()
-        self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, settings.workers)
+        self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, settings.workers, self.clouds.useful_in_flight)
         self._attempts: dict[Key, int] = defaultdict(int)
         self._polls: dict[Key, int] = {}
         self._waiting: dict[ServerKey, set[Key]] = defaultdict(set)  # attachments following a DOWN port

@@ -8,6 +8,13 @@ Two lanes: first looks at objects this process has not handled yet (a creation w
 the "new" lane, and any due key of the main lane (a poll of an attached port, a retry, a user's change, a
 delete) goes first. In a wave of thousands that lets attached NICs become Ready while the rest still
 queue, instead of every poll waiting behind every first look.
+
+How many keys run at once follows the work downstream: ``wanted()`` (re-read at every dispatch and at least
+every RESIZE_EVERY seconds) says how many the clouds' rate limits can keep busy at their observed latency,
+``base`` more cover the parts of a reconcile that are not cloud calls (Kubernetes writes, per-server lock
+waits), and ``workers`` caps it all, so memory stays bounded whatever a cloud's latency. A smaller size
+never interrupts a running key; it only holds back the next dispatch. Keys dispatched beyond what the
+rate limits can serve would only wait in the limiter's FIFO, where lanes no longer count.
 """
 
 from __future__ import annotations
@@ -23,24 +30,48 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 MAIN, NEW = 0, 1
+# The size is re-read at least this often while every slot is taken: a cloud that slows down shows it in
+# calls still out (cloud.ratelimit.Latency) before any of them, or any reconcile, ends.
+RESIZE_EVERY = 0.25
+BASE = 32
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, process: Callable[[K], Awaitable[None]], workers: int) -> None:
+    def __init__(
+        self,
+        process: Callable[[K], Awaitable[None]],
+        workers: int,
+        wanted: Callable[[], int] | None = None,
+        base: int = BASE,
+    ) -> None:
+        """workers: the most keys processed at once (the memory-safe cap). wanted: how many more than base the
+        work downstream can use now; without it, always workers."""
         self._process = process
-        self._workers = workers
+        self._workers = max(1, workers)
+        self._wanted = wanted
+        self._base = base
         self._due: dict[K, tuple[float, int]] = {}  # when, lane
         self._heaps: tuple[list[tuple[float, int, K]], list[tuple[float, int, K]]] = ([], [])
         self._seq = itertools.count()
         self._active: set[K] = set()
         self._again: dict[K, float] = {}
         self._wakeup = asyncio.Event()
-        self._slots = asyncio.Semaphore(workers)
+        self._freed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._due)
+
+    @property
+    def running(self) -> int:
+        return len(self._active)
+
+    def size(self) -> int:
+        """How many keys may run at once right now."""
+        if self._wanted is None:
+            return self._workers
+        return max(1, min(self._workers, self._base + max(0, self._wanted())))
 
     def schedule(self, key: K, delay: float = 0.0, front: bool = False, new: bool = False) -> None:
         """Run key after delay seconds; an earlier schedule for the same key wins. front: before every key
@@ -94,14 +125,15 @@ class WorkQueue(Generic[K]):
         while True:
             # A free worker first, then the most urgent due key at that moment: a key picked before the
             # wait could be overtaken by a more urgent one scheduled meanwhile.
-            await self._slots.acquire()
+            while len(self._active) >= self.size():
+                self._freed.clear()
+                await _wait(self._freed, RESIZE_EVERY)
             key = self._pop_due(time.monotonic())
             while key is None:
                 nxt = self._next_due()
                 timeout = None if nxt is None else max(0.0, nxt - time.monotonic())
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                await _wait(self._wakeup, timeout)
                 key = self._pop_due(time.monotonic())
             self._active.add(key)
             task = asyncio.create_task(self._one(key))
@@ -113,7 +145,15 @@ class WorkQueue(Generic[K]):
             await self._process(key)
         finally:
             self._active.discard(key)
-            self._slots.release()
+            self._freed.set()
             again = self._again.pop(key, None)
             if again is not None:
                 self.schedule(key, again - time.monotonic())
+
+
+async def _wait(event: asyncio.Event, seconds: float | None) -> None:
+    """Until event is set or the seconds pass. Not asyncio.wait_for: on Python 3.11 it can swallow a
+    cancellation that arrives as the event is set, and stop() then waits for the dispatcher forever."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

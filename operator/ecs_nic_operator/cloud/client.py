@@ -65,6 +65,12 @@ class _RateLimitedTransport(httpx.AsyncBaseTransport):
             acc = _waited.get()
             if acc is not None:
                 acc.append(waited)
+            # Timed from the release, so the estimate is the cloud's latency, not our own queue's.
+            call = self._limiter.latency.sent()
+            try:
+                return await self._inner.handle_async_request(request)
+            finally:
+                self._limiter.latency.answered(call)
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -1,10 +1,68 @@
-"""Client-side ceiling on calls to one cloud, shared by every attachment that uses it."""
+"""Client-side ceiling on calls to one cloud, shared by every attachment that uses it, and how many calls
+that ceiling keeps in flight at the latency the cloud actually shows."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import time
 from collections.abc import Callable
+
+# Little's law gives the calls in flight that keep a ceiling of qps busy at latency L: qps x L. Grants and
+# answers are not evenly spaced and reconciles do other things between calls, hence the headroom.
+HEADROOM = 1.5
+# Weight of one answered call in the smoothed latency: about the last 20 calls count.
+SMOOTHING = 0.05
+# What an unlimited cloud (qps <= 0) asks for: the caller's own cap applies.
+UNLIMITED = 1 << 20
+# Calls queued for a token beyond this many seconds of the ceiling mean more are running than the ceiling
+# serves, whatever the latency estimate says (a starved event loop makes every call look slower than the
+# cloud is): then the cloud asks for nothing more until the queue is back under it.
+MAX_BACKLOG = 0.5
+
+
+class Latency:
+    """The cloud's observed latency: answered calls, smoothed, and the calls still out.
+
+    Calls still out count because a cloud that slows down shows it there first: when every call takes 5 s,
+    nothing is answered for 5 s, and an estimate from answers alone would stay at the old latency for that
+    long. With calls sent at a steady rate, their ages are spread evenly over [0, L], so twice their median age
+    estimates L before any answer arrives; the median, not the mean, so that a few calls stuck until their
+    timeout do not count for more than their number.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._smoothed: float | None = None
+        self._out: dict[int, float] = {}  # call -> when sent, oldest first (insertion order)
+        self._ids = itertools.count()
+
+    def sent(self) -> int:
+        """A call leaves now; returns its handle for answered()."""
+        call = next(self._ids)
+        self._out[call] = self._clock()
+        return call
+
+    def answered(self, call: int) -> None:
+        """The call's answer (or failure, a timeout included) came now."""
+        sent = self._out.pop(call, None)
+        if sent is None:
+            return
+        elapsed = max(0.0, self._clock() - sent)
+        self._smoothed = elapsed if self._smoothed is None else self._smoothed + SMOOTHING * (elapsed - self._smoothed)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._out)
+
+    def estimate(self) -> float:
+        """Seconds a call takes, as far as the answers and the calls still out show (0 before any call)."""
+        smoothed = self._smoothed or 0.0
+        if not self._out:
+            return smoothed
+        median_sent = next(itertools.islice(self._out.values(), len(self._out) // 2, None))
+        return max(smoothed, 2.0 * (self._clock() - median_sent))
 
 
 class TokenBucket:
@@ -27,9 +85,20 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated: float | None = None
         self._lock = asyncio.Lock()
+        self.latency = Latency(clock=clock)
+        self.waiting = 0  # calls queued for a token
 
     def __repr__(self) -> str:
         return f"TokenBucket(qps={self.qps}, burst={self.burst})"
+
+    def useful_in_flight(self) -> int:
+        """How many calls this ceiling keeps busy at the latency observed: qps x latency, with headroom, plus
+        the burst. More in flight only queue here, ahead of calls that matter more (see WorkQueue)."""
+        if self.qps <= 0:
+            return UNLIMITED
+        if self.waiting > self.qps * MAX_BACKLOG:
+            return 0
+        return math.ceil(self.qps * self.latency.estimate() * HEADROOM) + self.burst
 
     def _refill(self, now: float) -> None:
         if self._updated is not None:
@@ -42,12 +111,16 @@ class TokenBucket:
             return 0.0
         began = self._clock()
         waited = self._lock.locked()  # queued behind others: that is waiting too
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return now - began if waited else 0.0
-                waited = True
-                await asyncio.sleep((1.0 - self._tokens) / self.qps)
+        self.waiting += 1
+        try:
+            async with self._lock:
+                while True:
+                    now = self._clock()
+                    self._refill(now)
+                    if self._tokens >= 1.0:
+                        self._tokens -= 1.0
+                        return now - began if waited else 0.0
+                    waited = True
+                    await asyncio.sleep((1.0 - self._tokens) / self.qps)
+        finally:
+            self.waiting -= 1

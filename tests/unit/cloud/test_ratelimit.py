@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ecs_nic_operator.cloud.ratelimit import TokenBucket
+from ecs_nic_operator.cloud.ratelimit import HEADROOM, UNLIMITED, Latency, TokenBucket
 
 
 async def test_sequential_ceiling() -> None:
@@ -93,3 +93,98 @@ async def test_cancelled_waiter_does_not_raise_rate() -> None:
 def test_rejects_zero_burst() -> None:
     with pytest.raises(ValueError):
         TokenBucket(qps=5, burst=0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_latency_is_smoothed_over_answered_calls() -> None:
+    clock = FakeClock()
+    latency = Latency(clock=clock)
+    assert latency.estimate() == 0.0
+    call = latency.sent()
+    clock.now += 2.0
+    latency.answered(call)
+    assert latency.estimate() == pytest.approx(2.0)
+    for _ in range(200):  # the cloud got faster: the estimate follows, not at once
+        call = latency.sent()
+        clock.now += 0.1
+        latency.answered(call)
+        if _ == 0:
+            assert latency.estimate() > 1.8
+    assert latency.estimate() == pytest.approx(0.1, abs=0.01)
+    latency.answered(call)  # a second answer for the same call counts once
+    assert latency.estimate() == pytest.approx(0.1, abs=0.01)
+
+
+def test_a_slowdown_shows_in_calls_still_out_before_any_answer() -> None:
+    clock = FakeClock()
+    latency = Latency(clock=clock)
+    for _ in range(20):  # answered at 0.1 s
+        call = latency.sent()
+        clock.now += 0.1
+        latency.answered(call)
+    out = []
+    for _ in range(50):  # now the cloud takes 5 s; one call leaves every 0.05 s, none answered yet
+        out.append(latency.sent())
+        clock.now += 0.05
+    # Ages spread over [0, 2.5]: twice the mean age is the time the oldest has been out.
+    assert latency.in_flight == 50
+    assert latency.estimate() == pytest.approx(2.5, abs=0.06)
+    for call in out:
+        latency.answered(call)
+    assert latency.in_flight == 0
+    assert 0.1 < latency.estimate() < 2.5  # answers move the smoothed value up, gradually
+
+
+def test_a_few_stuck_calls_do_not_count_for_more_than_their_number() -> None:
+    clock = FakeClock()
+    latency = Latency(clock=clock)
+    latency.sent()  # never answered
+    clock.now += 10.0
+    assert latency.estimate() == pytest.approx(20.0)  # alone, it is all the evidence there is
+    latency.sent()  # a second one, also stuck
+    for _ in range(200):  # steady traffic at 0.2 s, four more out at any time
+        pending = [latency.sent() for _ in range(4)]
+        clock.now += 0.1
+        assert latency.estimate() == pytest.approx(0.2)
+        clock.now += 0.1
+        for call in pending:
+            latency.answered(call)
+
+
+def test_useful_in_flight_follows_littles_law() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(qps=50, burst=1, clock=clock)
+    assert bucket.useful_in_flight() == 1  # nothing observed yet: just the burst
+    for latency_s in (0.1, 2.0, 5.0):
+        for _ in range(400):
+            call = bucket.latency.sent()
+            clock.now += latency_s
+            bucket.latency.answered(call)
+        assert bucket.useful_in_flight() == pytest.approx(50 * latency_s * HEADROOM + 1, abs=1.0)
+    assert TokenBucket(qps=0, burst=0).useful_in_flight() == UNLIMITED
+
+
+async def test_a_queue_for_tokens_beyond_half_a_second_of_the_ceiling_asks_for_nothing_more() -> None:
+    clock = FakeClock()  # stands still: queued callers stay queued
+    bucket = TokenBucket(qps=10, burst=1, clock=clock)
+    call = bucket.latency.sent()
+    clock.now += 2.0
+    bucket.latency.answered(call)
+    assert bucket.useful_in_flight() == 31  # Little's law: 10/s x 2 s x 1.5, plus the burst
+    tasks = [asyncio.create_task(bucket.acquire()) for _ in range(8)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert bucket.waiting == 7  # the first took the one token at once
+    assert bucket.useful_in_flight() == 0  # 7 queued > 10/s x 0.5 s: more would only queue
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert bucket.waiting == 0  # cancelled callers leave the count
+    assert bucket.useful_in_flight() == 31
