@@ -649,7 +649,7 @@ class Controller:
         if nic_limit(skey[1], free, 0, self.settings.spec_retry) is None:
             return
         # Blocking on a count we kept would miss a NIC detached by hand since: only the cloud's own word blocks.
-        free = await self.room.free(cloud.client, which, skey, RECHECK_MAX_AGE)
+        free = await self.room.free(cloud.client, which, skey, min(RECHECK_MAX_AGE, self.settings.spec_retry / 2))
         full = nic_limit(skey[1], free, 0, self.settings.spec_retry)
         if full is None:
             return
