@@ -39,6 +39,8 @@ def _run(args: argparse.Namespace) -> int:
         backoff_max=args.backoff_max,
         dependency_retry=args.dependency_retry,
         workers=args.workers,
+        stuck_after=args.stuck_after,
+        stuck_retry=args.stuck_retry,
         **({"operator_namespace": args.operator_namespace} if args.operator_namespace else {}),
         cloud_timeout=args.cloud_timeout,
         metrics_port=args.metrics_port,

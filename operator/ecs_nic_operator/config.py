@@ -255,6 +255,25 @@ SETTINGS: list[Setting] = [
         "seconds between looks while an EcsCloud, Node or allowed namespace is missing",
         "S",
     ),
+    Setting(
+        "stuck_after",
+        "--stuck-after",
+        "ECSNIC_STUCK_AFTER",
+        seconds,
+        300.0,
+        "seconds before a port still not ACTIVE after its attach (AttachStuck), or still listed after the cloud "
+        "accepted its detach (DetachStuck), is reported",
+        "S",
+    ),
+    Setting(
+        "stuck_retry",
+        "--stuck-retry",
+        "ECSNIC_STUCK_RETRY",
+        seconds,
+        60.0,
+        "seconds between looks at a stuck attach or detach once reported (a stuck detach is sent again each time)",
+        "S",
+    ),
     Setting("cloud_timeout", "--cloud-timeout", "ECSNIC_CLOUD_TIMEOUT", seconds, 10.0, "seconds per cloud call", "S"),
     Setting(
         "workers",
@@ -354,6 +373,9 @@ class Settings:
     backoff_max: float = field(default_factory=lambda: from_env("backoff_max"))
     # Waiting on Kubernetes-side prerequisites (EcsCloud missing or not Ready, Node missing).
     dependency_retry: float = field(default_factory=lambda: from_env("dependency_retry"))
+    # Operations the cloud accepted and never finishes (reconcile/stuck.py): when to say so, how often to look.
+    stuck_after: float = field(default_factory=lambda: from_env("stuck_after"))
+    stuck_retry: float = field(default_factory=lambda: from_env("stuck_retry"))
     workers: int = field(default_factory=lambda: from_env("workers"))
     cloud_timeout: float = field(default_factory=lambda: from_env("cloud_timeout"))
     default_qps: float = 10.0

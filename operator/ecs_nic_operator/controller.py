@@ -31,6 +31,7 @@ from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
 from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Conflict, Gone, Kube
 from ecs_nic_operator.reconcile.adopt import adoptable
+from ecs_nic_operator.reconcile.capacity import nic_limit
 from ecs_nic_operator.reconcile.errors import backoff, classify
 from ecs_nic_operator.reconcile.evidence import Evidence, KeyUnavailable, Signer
 from ecs_nic_operator.reconcile.ownership import port_claimer, rivals
@@ -43,8 +44,10 @@ from ecs_nic_operator.reconcile.pacing import (
     poll_delay,
     resync_delay,
 )
+from ecs_nic_operator.reconcile.room import RECHECK_MAX_AGE, ROOM_MAX_AGE, Room
 from ecs_nic_operator.reconcile.status import SYNCED_OK, StatusWriter, ready_condition
 from ecs_nic_operator.reconcile.store import Store
+from ecs_nic_operator.reconcile.stuck import Stuck, attach_stuck, detach_stuck
 from ecs_nic_operator.reconcile.timing import FirstLook
 from ecs_nic_operator.resources import Attachment, Intent, Key, status_from_port
 from ecs_nic_operator.servers import ServerKey, ServerViews
@@ -86,6 +89,11 @@ class Controller:
         # port, when its DELETE was answered, and whether that answer was a 404 (not proof: see _finalize)
         self._detaching: dict[Key, tuple[str, float, bool]] = {}
         self._detach = FirstLook()  # when to look after a DELETE was answered
+        # Since when a followed port is not ACTIVE, and since when a port's detach was first accepted (a DELETE
+        # sent again keeps it): the bound of AttachStuck / DetachStuck (reconcile/stuck.py).
+        self._down_since: dict[Key, float] = {}
+        self._detach_since: dict[Key, tuple[str, float]] = {}
+        self.room = Room()  # free NIC slots per server, before attaching (reconcile/room.py)
         self._seen: set[Key] = set()  # reconciled at least once by this process (resume progress)
         self._runs = Runs()  # a server's new attachments, taken back to back (reconcile/pacing.py)
         self._started_at = time.monotonic()
@@ -172,6 +180,8 @@ class Controller:
         self._attempts.pop(key, None)
         self._polls.pop(key, None)
         self._detaching.pop(key, None)
+        self._detach_since.pop(key, None)
+        self._down_since.pop(key, None)
         self._timed.pop(key, None)
         self._seen.discard(key)
 
@@ -388,6 +398,7 @@ class Controller:
         server = obj.status_server or (obj.spec.server_id or "").lower() or (obj.intent.server if obj.intent else "")
         if server and not self.store.on_server((obj.spec.cloud, server)):
             self.views.forget_server((obj.spec.cloud, server))
+            self.room.forget((obj.spec.cloud, server))
 
     async def _know_all(self) -> None:
         """Adoption weighs every other attachment's claim on a server's ports, but just after a start the watch
@@ -436,6 +447,7 @@ class Controller:
             self._activation.seen(active, time.monotonic() - attached)
         if active:
             self._polls.pop(obj.key, None)
+            self._down_since.pop(obj.key, None)
             self._forget_waiting(skey, obj.key)
             ready = ready_condition(skey, port)
             was = conditions.get(obj.status, READY)
@@ -446,9 +458,38 @@ class Controller:
         else:
             polls = self._polls.get(obj.key, 0) + 1
             self._polls[obj.key] = polls
+            since = self._down_since.setdefault(obj.key, self._stuck_since(obj, Reason.ATTACH_STUCK))
+            stuck = attach_stuck(
+                skey[1],
+                port.port_id,
+                attached_at=since,
+                now=time.monotonic(),
+                port_state=port.port_state,
+                after=self.settings.stuck_after,
+                retry=self.settings.stuck_retry,
+            )
+            if stuck is not None:
+                # Looked at slowly from now on: out of the waiting set, or a sibling's list would wake it at
+                # the fast pace. Ready turns True at a later look once the cloud reports the port ACTIVE.
+                self._forget_waiting(skey, obj.key)
+                await self.status.write(
+                    obj,
+                    status_from_port(skey[1], port),
+                    [Condition(READY, False, stuck.reason, stuck.message), SYNCED_OK],
+                    event=("Warning", stuck.reason, stuck.message),
+                )
+                self.queue.schedule(obj.key, stuck.retry_in)
+                return
             self._waiting[skey].add(obj.key)
             await self.status.write(obj, status_from_port(skey[1], port), [ready_condition(skey, port), SYNCED_OK])
             self.queue.schedule(obj.key, self._poll_delay(polls))
+
+    def _stuck_since(self, obj: Attachment, reason: str) -> float:
+        """Where the bound of a stuck operation starts when this process has not seen it start: now, unless the
+        status already reports it stuck (before a restart), so a restart does not hide it again for a while."""
+        ready = conditions.get(obj.status, READY)
+        now = time.monotonic()
+        return now - self.settings.stuck_after if ready is not None and ready.get("reason") == reason else now
 
     def _wake_siblings(self, key: Key, skey: ServerKey, ports: dict[str, InterfaceAttachment]) -> None:
         """Other attachments on this server waiting for ACTIVE whose port this list shows ACTIVE: look now,
@@ -488,6 +529,7 @@ class Controller:
         repair's intent records the port it replaces, so a crash or a conflict in between is resumed by
         adoption against the repair's own baseline, never by a second attach against a stale one."""
         repairing = obj.intent is not None and obj.intent.replaces == obj.port_id
+        self.room.forget(skey)  # a NIC left the server without us: the count we keep is one short
         if not repairing:
             message = f"port {obj.port_id} is no longer attached to server {skey[1]}; attaching again"
             log.info("%s/%s: %s", obj.namespace, obj.name, message)
@@ -528,6 +570,7 @@ class Controller:
                 port = adoptable(spec, obj.intent, ports, *rivals(self.store, skey, obj.key, signer))
                 adopted = port is not None
             if port is None:
+                await self._check_room(obj, cloud, skey)
                 known: tuple[str, ...] | None = None
                 if spec.net_id and not spec.fixed_ip:
                     # The baseline need not be a list made just now: we hold the server's lock and note our own
@@ -553,12 +596,18 @@ class Controller:
                     if port is None:
                         raise
                     adopted = True
-                except errors.CloudUnavailable:
-                    # The call may or may not have reached the cloud: the intent makes the next try adopt.
+                except errors.CloudError as exc:
+                    # It may have reached the cloud (the intent makes the next try adopt), or the cloud says the
+                    # server is full: the count kept for it is not known to be right any more.
+                    if isinstance(exc, errors.QuotaExceeded) or getattr(exc, "may_have_taken_effect", False):
+                        self.room.forget(skey)
                     raise
+                else:
+                    self.room.took(skey)
                 self.views.note(skey, port)
             self._polls[obj.key] = 0
             self._waiting[skey].add(obj.key)
+            self._down_since[obj.key] = time.monotonic()  # AttachStuck's bound starts at the attach
             verb = "adopted" if adopted else ("re-attached" if repair else "attached")
             message = f"port {port.port_id} {verb} on server {skey[1]} ({port.port_state})"
             log.info("%s/%s: %s", obj.namespace, obj.name, message)
@@ -590,6 +639,30 @@ class Controller:
             self._timed[obj.key] = time.monotonic()
             self.queue.schedule(obj.key, max(self.settings.poll_min, self._activation.delay))
 
+    async def _check_room(self, obj: Attachment, cloud: Cloud, skey: ServerKey) -> None:
+        """Just before a POST: a server the cloud says is full gets none (NicLimitReached), only a later look.
+        Called with the server's lock held, so no attach of ours is in flight on it (each is counted in)."""
+        assert cloud.client is not None
+        spec = cloud.spec
+        which = (spec.name, spec.endpoint, spec.project_id)
+        free = await self.room.free(cloud.client, which, skey, ROOM_MAX_AGE)
+        if nic_limit(skey[1], free, 0, self.settings.spec_retry) is None:
+            return
+        # Blocking on a count we kept would miss a NIC detached by hand since: only the cloud's own word blocks.
+        free = await self.room.free(cloud.client, which, skey, min(RECHECK_MAX_AGE, self.settings.spec_retry / 2))
+        full = nic_limit(skey[1], free, 0, self.settings.spec_retry)
+        if full is None:
+            return
+        log.info("%s/%s: %s", obj.namespace, obj.name, full.message)
+        await self.status.write(
+            obj,
+            None,
+            [Condition(READY, False, full.reason, full.message), Condition(SYNCED, False, full.reason, full.message)],
+            event=("Warning", full.reason, full.message),
+        )
+        self.queue.schedule(obj.key, full.retry_in)
+        raise Stop
+
     async def _roll_back(self, obj: Attachment, client: EcsClient, skey: ServerKey, port: InterfaceAttachment) -> None:
         """The resource vanished while its attach was under way, so nobody owns the NIC: take it off again.
 
@@ -614,6 +687,7 @@ class Controller:
                 log.error("%s: cannot detach port %s, which no resource owns: %s", what, port.port_id, exc)
                 break
             self.views.drop(skey, port.port_id)
+            self.room.freed(skey)
             metrics.ROLLED_BACK.inc()
             return
         message = f"port {port.port_id} on server {skey[1]} was left attached: detach it by hand"
@@ -653,6 +727,28 @@ class Controller:
         self.queue.schedule(obj.key, verdict.delay)
 
     # -- delete ------------------------------------------------------------------------------------------
+
+    async def _detach_stuck(
+        self, obj: Attachment, client: EcsClient, skey: ServerKey, port_id: str, stuck: Stuck
+    ) -> None:
+        """The cloud accepted the detach long ago and still lists the port: say so and what to do, and send the
+        DELETE again at the slow pace (a repeat gets through once the cause is gone, e.g. the server stopped)."""
+        last = self._detaching[obj.key][1]
+        if time.monotonic() - last >= self.settings.stuck_retry / 2:  # not an early look (an Event, a cloud change)
+            not_found = False
+            async with self.views.lock(skey):
+                try:
+                    await client.detach(skey[1], port_id)
+                except errors.NotFound:
+                    not_found = True
+            self._detaching[obj.key] = (port_id, time.monotonic(), not_found)
+        await self.status.write(
+            obj,
+            None,
+            [Condition(READY, False, stuck.reason, stuck.message), SYNCED_OK],
+            event=("Warning", stuck.reason, stuck.message),
+        )
+        self.queue.schedule(obj.key, stuck.retry_in)
 
     async def _finalize(self, obj: Attachment) -> None:
         if not obj.has_finalizer:
@@ -713,13 +809,18 @@ class Controller:
                             not_found = True
                     self._detaching[obj.key] = (port_id, time.monotonic(), not_found)
                     self._polls[obj.key] = 0
-                    message = f"detaching port {port_id} from server {server}"
-                    await self.status.write(
-                        obj,
-                        None,
-                        [Condition(READY, False, Reason.DETACHING, message), SYNCED_OK],
-                        event=("Normal", "Detaching", message),
-                    )
+                    since = self._detach_since.get(obj.key)
+                    if since is None or since[0] != port_id:
+                        self._detach_since[obj.key] = (port_id, self._stuck_since(obj, Reason.DETACH_STUCK))
+                    ready = conditions.get(obj.status, READY)
+                    if ready is None or ready.get("reason") != Reason.DETACH_STUCK:
+                        message = f"detaching port {port_id} from server {server}"
+                        await self.status.write(
+                            obj,
+                            None,
+                            [Condition(READY, False, Reason.DETACHING, message), SYNCED_OK],
+                            event=("Normal", "Detaching", message),
+                        )
                     self.queue.schedule(obj.key, max(self.settings.poll_min, self._detach.delay))
                     return
                 answered = detaching[1]
@@ -734,6 +835,18 @@ class Controller:
                     self._detach.seen(port_id not in seen, time.monotonic() - answered)
                 if port_id in seen:
                     self._polls[obj.key] = polls + 1
+                    stuck = detach_stuck(
+                        server,
+                        port_id,
+                        accepted_at=self._detach_since.get(obj.key, (port_id, answered))[1],
+                        now=time.monotonic(),
+                        port_state=seen[port_id].port_state,
+                        after=self.settings.stuck_after,
+                        retry=self.settings.stuck_retry,
+                    )
+                    if stuck is not None:
+                        await self._detach_stuck(obj, client, skey, port_id, stuck)
+                        return
                     if detaching[2] or polls + 1 >= RESEND_DETACH_AFTER:
                         # The DELETE answered 404 (a wrong endpoint or a gateway, not the port) or was lost, yet
                         # the port is still listed: send it again rather than wait for a detach nobody started.
@@ -741,6 +854,10 @@ class Controller:
                     self.queue.schedule(obj.key, self._poll_delay(polls + 1))
                     return
                 self.views.drop(skey, port_id)
+                if detaching[2]:
+                    self.room.forget(skey)  # it left before our DELETE (answered 404): not ours to count
+                else:
+                    self.room.freed(skey)
                 detached = f"port {port_id} detached from server {server}"
                 kopf.info(obj.ref(), reason="Detached", message=detached)  # type: ignore[arg-type]
         except errors.CloudError as exc:

@@ -6,7 +6,8 @@ silently hides both; giving up would strand the NIC. So after a bounded time the
 reports and what to do, and the reconcile keeps trying slowly (a detach is sent again: a repeat can get through
 once the cause is gone), so the resource recovers on its own when the cloud finishes.
 
-Pure functions: the caller passes the times (monotonic seconds) and the cloud's view of the port.
+Pure functions: the caller passes the times (monotonic seconds) and the cloud's view of the port. Messages name
+the bound, not the age, so a look that changes nothing writes nothing (no status patch, no repeated Event).
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def detach_stuck(
     if port_state is None or age < after:
         return None
     message = (
-        f"port {port_id} is still attached to server {server_id} {age:.0f} s after the cloud accepted its detach "
-        f"(port_state {port_state or 'unknown'}). Some flavors detach NICs only while the server is stopped: stop "
-        f"the server, or detach the NIC in the console. Sending the detach again every {retry:.0f} s; this "
-        "resource is released as soon as the NIC is gone"
+        f"port {port_id} is still attached to server {server_id} more than {after:.0f} s after the cloud accepted "
+        f"its detach (port_state {port_state or 'unknown'}). Some flavors detach NICs only while the server is "
+        "stopped: stop the server, or detach the NIC in the console; or set spec.deletionPolicy: Orphan to delete "
+        f"this resource and leave the NIC attached. Sending the detach again every {retry:.0f} s; this resource is "
+        "released as soon as the NIC is gone"
     )
     return Stuck(Reason.DETACH_STUCK, message, _jittered(retry))
 
@@ -75,8 +77,8 @@ def attach_stuck(
     if port_state == "ACTIVE" or age < after:
         return None
     message = (
-        f"port {port_id} on server {server_id} is still {port_state or 'not ACTIVE'} {age:.0f} s after it was "
-        "attached. Check the server (a guest without the NIC driver, or one that needs a reboot to see the NIC) "
+        f"port {port_id} on server {server_id} is still {port_state or 'not ACTIVE'} more than {after:.0f} s after "
+        "it was attached. Check the server (a guest without the NIC driver, or one that needs a reboot to see the NIC) "
         f"and the port's status on the network side. Looking again every {retry:.0f} s; Ready turns True as soon "
         "as the cloud reports the port ACTIVE"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import itertools
 import uuid
 from collections import Counter
@@ -200,6 +201,10 @@ class FakeCloud:
     made_for: dict[str, str] = field(default_factory=dict)
     detached_for: list[tuple[str, str]] = field(default_factory=list)  # (port, uid of the caller)
     down: bool = False
+    # NICs each server can hold, told by attachable_nics like Huawei's v1 API; None: no such API (upstream Nova)
+    max_nics: int | None = None
+    new_port_state: str = "ACTIVE"  # what a NIC made by attach reports (DOWN: it never comes up by itself)
+    detach_sticks: bool = False  # a DELETE is accepted and the NIC stays (a flavor that detaches only when stopped)
     calls: Counter[str] = field(default_factory=Counter)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -242,7 +247,7 @@ class FakeCloud:
             for nic in nics.values():
                 if fixed_ip and any(ip.ip_address == fixed_ip for ip in nic.fixed_ips):
                     raise errors.InUse("attach", f"Fixed IP address {fixed_ip} is already in use.", status=409)
-            port = self.new_port(net_id, fixed_ip)
+            port = dataclasses.replace(self.new_port(net_id, fixed_ip), port_state=self.new_port_state)
         nics[port.port_id] = port
         self.made.add(port.port_id)
         self.made_for[port.port_id] = self.current_uid
@@ -254,6 +259,11 @@ class FakeCloud:
             raise errors.CloudUnavailable("attach", "timed out (ReadTimeout)")
         return port
 
+    async def attachable_nics(self, server_id: str) -> int | None:
+        self.calls["attachable_nics"] += 1
+        nics = self._server(server_id, "attachable_nics")
+        return None if self.max_nics is None else max(0, self.max_nics - len(nics))
+
     async def list(self, server_id: str) -> list[InterfaceAttachment]:
         self.calls["list"] += 1
         return list(self._server(server_id, "list").values())
@@ -263,6 +273,8 @@ class FakeCloud:
         nics = self._server(server_id, "detach")
         if port_id not in nics:
             raise errors.NotFound("detach", f"Port {port_id} is not attached", status=404, what="interface")
+        if self.detach_sticks:
+            return
         self.detached.append(port_id)
         self.detached_for.append((port_id, self.current_uid))
         del nics[port_id]
