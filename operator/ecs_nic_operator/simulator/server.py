@@ -21,7 +21,7 @@ from aiohttp import web
 
 from . import signing
 from .seed import SeedError, default_seed, load_seed, normalise_seed, seed_to_yaml
-from .world import NovaError, World
+from .world import NovaError, World, not_found
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -648,6 +648,13 @@ class Simulator:
             return _nova_error(err)
         return _json(201, {"id": net_id, "subnetId": subnet_id, "cidr": str(body.get("cidr"))})
 
+    def _known_server(self, server_id: Any) -> str | None:
+        if server_id is None:
+            return None
+        if str(server_id) not in self.world.servers:
+            raise not_found(f"Instance {server_id} could not be found.")
+        return str(server_id)
+
     async def _ctl_add_port(self, request: web.Request) -> web.Response:
         body = await self._ctl_body(request)
         try:
@@ -657,6 +664,8 @@ class Simulator:
                     port_id=body.get("id"),
                     ip=body.get("ipAddress"),
                     mac=body.get("macAddr"),
+                    # Attached from the start, as another tool would have attached it (not ours to detach).
+                    server_id=self._known_server(body.get("serverId")),
                 )
                 view = self.world.view(port)
         except NovaError as err:
