@@ -3,6 +3,12 @@
 A cloud is Ready when its credentials Secret is readable and complete and its endpoint answered. A
 credentials rejection seen by any attachment marks the cloud not Ready (CredentialsRejected) until the
 Secret or the EcsCloud changes, so that a broken key costs one refused call per retry period, not a storm.
+
+A spec change replaces the cloud's state (a new ``Cloud``); a check still running for the spec it replaced
+finishes unheard: only the current ``Cloud``'s verdict is ever written. Status writes of one cloud take
+turns and write the verdict of the cloud that is current when the write starts, and they compare it with
+the status the API server last showed (its watch events), not only with the last write: an older write
+landing last, or anyone else's, is written over, whatever memory believes.
 """
 
 from __future__ import annotations
@@ -29,10 +35,12 @@ from ecs_nic_operator.cloud.urls import require_secure_url
 from ecs_nic_operator.conditions import Condition, Reason
 from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Gone, Kube
-from ecs_nic_operator.metrics import CloudCallMetrics
+from ecs_nic_operator.metrics import CLOUD_CHECKS, CloudCallMetrics
 from ecs_nic_operator.resources import CloudSpec
 
 log = logging.getLogger("ecs_nic_operator.clouds")
+
+PENDING = "Pending"  # not checked yet: no verdict to write
 
 
 @dataclass
@@ -43,11 +51,17 @@ class Cloud:
     client: EcsClient | None = None
     credentials_digest: str = ""
     ready: bool = False
-    reason: str = "Pending"
+    reason: str = PENDING
     message: str = "not checked yet"
     failures: int = 0
     recheck: asyncio.TimerHandle | None = None
     limiter: TokenBucket | None = None
+    # Built once per spec (a new spec is a new Cloud): loading the CAs and opening a client cost
+    # milliseconds of the event loop each, which under load stretched to seconds.
+    tls: ssl.SSLContext | None = None
+    probe: httpx.AsyncClient | None = None
+    written: int = 0  # resourceVersion of our last status write: older watch events tell us nothing newer
+    closed: bool = False
     _checking: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def allows(self, namespace_labels: dict[str, str]) -> bool:
@@ -77,6 +91,7 @@ class Clouds:
         self._settings = settings
         self._on_change = on_change  # requeue the attachments of a cloud whose readiness changed
         self._clouds: dict[str, Cloud] = {}
+        self._writing: dict[str, asyncio.Lock] = {}  # by name, not by Cloud: a spec change must wait its turn
         self._tasks: set[asyncio.Task[None]] = set()
 
     def get(self, name: str) -> Cloud | None:
@@ -90,6 +105,7 @@ class Clouds:
         name = body.get("metadata", {}).get("name", "")
         if deleted:
             cloud = self._clouds.pop(name, None)
+            self._writing.pop(name, None)
             if cloud is not None:
                 self._spawn(self._close(cloud))
                 self._on_change(name)
@@ -97,6 +113,7 @@ class Clouds:
         spec = CloudSpec.from_body(body, self._settings.default_qps, self._settings.default_burst)
         cloud = self._clouds.get(name)
         if cloud is not None and cloud.spec == spec:
+            self._status_seen(cloud, body)
             return
         ref = {
             "apiVersion": body.get("apiVersion"),
@@ -109,6 +126,22 @@ class Clouds:
             self._spawn(self._close(cloud))
         self._clouds[name] = new
         self._spawn(self.check(name))
+
+    def _status_seen(self, cloud: Cloud, body: dict[str, Any]) -> None:
+        """The API server's status of an unchanged spec (often our own write coming back). If it is not the
+        verdict we hold (an older write landed last, or someone else wrote), write ours again."""
+        version = str(body.get("metadata", {}).get("resourceVersion") or "")
+        if version.isdigit() and int(version) < cloud.written:
+            return  # older than our last write: that write already said what we hold
+        cloud.status = dict(body.get("status") or {})
+        if cloud.reason != PENDING and not self._shows(cloud):
+            log.info(
+                "EcsCloud %s status is not the current verdict (%s); writing it again", cloud.spec.name, cloud.reason
+            )
+            self._spawn(self._write_status(cloud.spec.name))
+
+    def _current(self, cloud: Cloud) -> bool:
+        return not cloud.closed and self._clouds.get(cloud.spec.name) is cloud
 
     def credentials_rejected(self, name: str, used: EcsClient | None, message: str) -> None:
         """A call made with ``used`` was refused (401). Only the client of the current credentials counts: a
@@ -134,13 +167,17 @@ class Clouds:
                 await self._set(cloud, False, Reason.CHECK_FAILED, f"checking the cloud failed: {exc}", retry=True)
             except Exception:
                 log.exception("could not record the failed check of EcsCloud %s", name)
+        # Counted once the verdict is written (or dropped): a count that moved says its write is done.
+        CLOUD_CHECKS.labels(name, cloud.reason if self._current(cloud) else "superseded").inc()
 
     async def _check(self, cloud: Cloud) -> None:
         async with cloud._checking:
             spec = cloud.spec
             try:
                 require_secure_url(spec.endpoint, "spec.endpoint")
-                tls = ssl_context(spec.ca_bundle)
+                if cloud.tls is None:
+                    cloud.tls = ssl_context(spec.ca_bundle)
+                tls = cloud.tls
             except ValueError as exc:  # CaBundleError included
                 await self._set(cloud, False, Reason.ENDPOINT_INVALID, str(exc), retry=False)
                 return
@@ -188,20 +225,23 @@ class Clouds:
                     limiter=cloud.limiter,
                     timeout=self._settings.cloud_timeout,
                     observer=CloudCallMetrics(),
-                    ca_bundle=spec.ca_bundle,
+                    verify=tls,
                     # Each reconcile has at most one call out, so the cap on reconciles bounds connections too.
                     max_connections=max(self._settings.workers, 50),
                 )
                 cloud.credentials_digest = digest
                 if old is not None:
                     await old.aclose()
+                if not self._current(cloud):  # replaced (and closed) while the Secret was read
+                    await cloud.client.aclose()
+                    return
             elif not cloud.ready and cloud.reason == Reason.CREDENTIALS_REJECTED and await self._still_rejected(cloud):
                 # Same Secret, and an authenticated call is still refused: stay not Ready until it changes.
                 await self._set(cloud, False, cloud.reason, cloud.message, retry=True)
                 return
             if cloud.limiter is not None:
                 await cloud.limiter.acquire()  # the probe is a call to the cloud too: it counts against the ceiling
-            problem = await self._probe(spec.endpoint, tls)
+            problem = await self._probe(cloud, tls)
             if problem:
                 await self._set(cloud, False, Reason.ENDPOINT_UNREACHABLE, problem, retry=True)
                 return
@@ -228,22 +268,36 @@ class Clouds:
             return False
         return False
 
-    async def _probe(self, endpoint: str, tls: ssl.SSLContext) -> str | None:
+    async def _probe(self, cloud: Cloud, tls: ssl.SSLContext) -> str | None:
         # The version document needs no credentials and costs the cloud nothing that is rate limited.
         # Same TLS trust and proxy as the API calls, so a private CA or a proxy does not fail the probe alone.
-        transport = ProxyRouter(verify=tls, limits=httpx.Limits(max_connections=1))
-        try:
-            async with httpx.AsyncClient(
+        endpoint = cloud.spec.endpoint
+        if cloud.probe is None:
+            transport = ProxyRouter(verify=tls, limits=httpx.Limits(max_connections=1))
+            cloud.probe = httpx.AsyncClient(
                 transport=transport, timeout=self._settings.cloud_timeout, follow_redirects=False
-            ) as http:
-                response = await http.get(f"{endpoint}/v2.1/")
+            )
+        try:
+            response = await cloud.probe.get(f"{endpoint}/v2.1/")
         except httpx.HTTPError as exc:
             return f"{endpoint} did not answer: {type(exc).__name__}: {exc}"
+        finally:
+            if cloud.closed:  # replaced while it probed: _close may have run before the client existed
+                await cloud.probe.aclose()
         if response.status_code >= 500:
             return f"{endpoint}/v2.1/ answered {response.status_code}"
         return None
 
     async def _set(self, cloud: Cloud, ready: bool, reason: str, message: str, retry: bool) -> None:
+        if not self._current(cloud):
+            # A check of a spec replaced since: its verdict is about a cloud that no longer exists.
+            log.info(
+                "dropping the verdict %s of EcsCloud %s generation %s: its spec changed since",
+                reason,
+                cloud.spec.name,
+                cloud.spec.generation,
+            )
+            return
         changed = (cloud.ready, cloud.reason, cloud.message) != (ready, reason, message)
         cloud.ready, cloud.reason, cloud.message = ready, reason, message
         cloud.failures = 0 if ready else cloud.failures + 1
@@ -255,22 +309,44 @@ class Clouds:
             cloud.recheck = asyncio.get_running_loop().call_later(
                 delay, lambda: self._spawn(self.check(cloud.spec.name))
             )
-        wanted = conditions.merge(
-            cloud.status.get("conditions") or [],
-            [Condition(conditions.READY, ready, reason, message)],
-            cloud.spec.generation,
-        )
-        status = {"observedGeneration": cloud.spec.generation, "conditions": wanted}
-        if changed or cloud.status.get("observedGeneration") != cloud.spec.generation:
-            try:
-                await self._kube.patch_cloud_status(cloud.spec.name, status)
-                cloud.status = status
-            except Exception as exc:  # the next check writes it again
-                log.warning("could not write EcsCloud %s status: %s", cloud.spec.name, exc)
-            if not ready:
-                await self._event(cloud, "Warning", reason, message)
+        news = changed or cloud.status.get("observedGeneration") != cloud.spec.generation
+        await self._write_status(cloud.spec.name)
+        if news and not ready:
+            await self._event(cloud, "Warning", reason, message)
         if changed:
             self._on_change(cloud.spec.name)
+
+    def _shows(self, cloud: Cloud) -> bool:
+        """Whether the status as last seen or written says the verdict this cloud holds."""
+        shown = conditions.get(cloud.status, conditions.READY) or {}
+        return cloud.status.get("observedGeneration") == cloud.spec.generation and (
+            shown.get("status"),
+            shown.get("reason"),
+            shown.get("message"),
+            shown.get("observedGeneration"),
+        ) == ("True" if cloud.ready else "False", cloud.reason, cloud.message[:1024], cloud.spec.generation)
+
+    async def _write_status(self, name: str) -> None:
+        """Write the current verdict of cloud ``name`` unless the status already shows it. One write per cloud
+        at a time, and the cloud is looked up once the turn comes: whatever check asked, the verdict written
+        is the newest, so a slow older write can never be the last word."""
+        lock = self._writing.setdefault(name, asyncio.Lock())
+        async with lock:
+            cloud = self._clouds.get(name)
+            if cloud is None or cloud.reason == PENDING or self._shows(cloud):
+                return
+            wanted = conditions.merge(
+                cloud.status.get("conditions") or [],
+                [Condition(conditions.READY, cloud.ready, cloud.reason, cloud.message)],
+                cloud.spec.generation,
+            )
+            status = {"observedGeneration": cloud.spec.generation, "conditions": wanted}
+            try:
+                written = await self._kube.patch_cloud_status(name, status)
+            except Exception as exc:  # the next check, or the next watch event, writes it again
+                log.warning("could not write EcsCloud %s status: %s", name, exc)
+                return
+            cloud.status, cloud.written = status, max(cloud.written, written)
 
     async def _event(self, cloud: Cloud, type_: str, reason: str, message: str) -> None:
         ref = cloud.body_ref
@@ -299,10 +375,13 @@ class Clouds:
             task.cancel()
 
     async def _close(self, cloud: Cloud) -> None:
+        cloud.closed = True
         if cloud.recheck is not None:
             cloud.recheck.cancel()
         if cloud.client is not None:
             await cloud.client.aclose()
+        if cloud.probe is not None:
+            await cloud.probe.aclose()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)

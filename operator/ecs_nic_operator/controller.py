@@ -26,7 +26,7 @@ from ecs_nic_operator import conditions, metrics
 from ecs_nic_operator.cloud import errors
 from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.cloud.models import InterfaceAttachment
-from ecs_nic_operator.clouds import Cloud, Clouds
+from ecs_nic_operator.clouds import PENDING, Cloud, Clouds
 from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
 from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Conflict, Gone, Kube
@@ -42,6 +42,7 @@ from ecs_nic_operator.reconcile.pacing import (
     RUN_FALLBACK,
     Runs,
     poll_delay,
+    resumed_drift_delay,
     resync_delay,
 )
 from ecs_nic_operator.reconcile.room import RECHECK_MAX_AGE, ROOM_MAX_AGE, Room
@@ -155,7 +156,23 @@ class Controller:
             or (old.has_finalizer and not new.has_finalizer)
             or old.uid != new.uid
         ):
-            self.queue.schedule(key, new=old is None)
+            if old is None:
+                self._first_look(new)
+            else:
+                self.queue.schedule(key)
+
+    def _first_look(self, obj: Attachment) -> None:
+        """An object this process has not held before (a creation, or every object after a start or a
+        takeover). One attached and Ready is a drift check, spread out behind new work; the rest are new work
+        (attaches, polls of DOWN ports, interrupted attaches) in the new lane."""
+        if self._resumed_ready(obj):
+            skey = (obj.spec.cloud, obj.status_server or "")
+            self.queue.schedule(obj.key, resumed_drift_delay(self.settings, skey), new=True)
+        else:
+            self.queue.schedule(obj.key, new=True)
+
+    def _resumed_ready(self, obj: Attachment) -> bool:
+        return bool(obj.port_id and obj.status_server and not obj.paused and self._healthy(obj))
 
     def _next_on_server(self, skey: ServerKey) -> bool:
         """Take the next new attachment on this server out of turn; False when there is none."""
@@ -303,9 +320,10 @@ class Controller:
         """Just started: the EcsCloud watch may not have delivered yet, or the cloud's first check is under
         way (it requeues its attachments when done). Judging now would flip every resource's conditions."""
         if (cloud is None and time.monotonic() - self._started_at < STARTUP_GRACE) or (
-            cloud is not None and cloud.reason == "Pending"
+            cloud is not None and cloud.reason == PENDING
         ):
-            self.queue.schedule(obj.key, 2.0)
+            # A Ready one waiting is still a drift check: it stays behind new work.
+            self.queue.schedule(obj.key, 2.0, new=self._resumed_ready(obj))
             raise Stop
 
     async def _server(self, obj: Attachment, signer: Signer) -> str:
@@ -414,7 +432,7 @@ class Controller:
                 # Deleted while the LIST ran (its DELETED event came first): do not revive it as a ghost.
                 if new.key not in self.objects and new.uid not in self._deleted:
                     self.store.put(new)
-                    self.queue.schedule(new.key, new=True)  # its own watch event may now look like nothing changed
+                    self._first_look(new)  # its own watch event may now look like nothing changed
             self._listed = True
 
     async def _follow(self, obj: Attachment, cloud: Cloud, skey: ServerKey, signer: Signer) -> None:

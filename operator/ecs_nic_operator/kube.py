@@ -176,9 +176,10 @@ class Kube:
         self.writes["event"] += 1
         await self._run(self.core.create_namespaced_event, namespace, body)
 
-    async def patch_cloud_status(self, name: str, status: dict[str, Any]) -> None:
+    async def patch_cloud_status(self, name: str, status: dict[str, Any]) -> int:
+        """Returns the resourceVersion the write made (0 if unreadable), to tell older watch events apart."""
         self.writes["cloud_status"] += 1
-        await self._run(
+        written = await self._run(
             self.custom.patch_cluster_custom_object_status,
             GROUP,
             VERSION,
@@ -186,6 +187,8 @@ class Kube:
             name,
             {"status": status},
         )
+        version = str(((written or {}).get("metadata") or {}).get("resourceVersion") or "")
+        return int(version) if version.isdigit() else 0
 
     async def list_attachments(self, namespaces: tuple[str, ...]) -> tuple[list[dict[str, Any]], str]:
         """Every EcsNicAttachment we watch (all namespaces when none are given), straight from the API server,

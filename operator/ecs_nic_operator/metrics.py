@@ -64,6 +64,12 @@ DRIFT_REPAIRS = Counter(
     "ecsnic_drift_repairs_total",
     "NICs found detached out of band and attached again.",
 )
+CLOUD_CHECKS = Counter(
+    "ecsnic_cloud_checks_total",
+    "EcsCloud checks finished, by cloud and verdict (reason); superseded: the spec changed during the check, "
+    "whose verdict was then dropped.",
+    ["cloud", "outcome"],
+)
 
 
 class CloudCallMetrics:

@@ -12,6 +12,7 @@ import contextvars
 import ipaddress
 import logging
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -111,9 +112,12 @@ class EcsClient:
         max_connections: int = 50,
         observer: CallObserver | None = None,
         ca_bundle: str | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         """``ca_bundle``: base64 PEM CAs trusted besides the system ones (EcsCloud ``spec.caBundle``); raises
-        ``CaBundleError`` if unusable. Proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``."""
+        ``CaBundleError`` if unusable. ``verify``: a TLS context built already (then ``ca_bundle`` is not
+        read), so that a caller making clients often loads the CAs once. Proxies come from
+        ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``."""
         self._observer: CallObserver = observer or NoObserver()
         base = require_secure_url(endpoint, "ECS endpoint")
         _check_id("project ID", project_id)
@@ -125,7 +129,7 @@ class EcsClient:
         inner = _FencedTransport(
             transport
             or ProxyRouter(
-                verify=ssl_context(ca_bundle),
+                verify=verify or ssl_context(ca_bundle),
                 limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             )
         )

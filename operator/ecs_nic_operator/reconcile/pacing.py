@@ -6,7 +6,8 @@ Each rule below trades a little latency or staleness for fewer cloud calls, and 
 - The first look after an attach or a detach comes when such changes are usually done (reconcile/timing.py
   learns it), then backs off (``poll_delay``).
 - Drift checks of a server's Ready attachments fall at one phase per server (``resync_delay``), so the
-  server's attachments share one list call per period.
+  server's attachments share one list call per period; after a start or takeover, the first of them are
+  spread the same way over a shorter window, behind new work (``resumed_drift_delay``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,15 @@ def resync_delay(settings: Settings, skey: ServerKey) -> float:
     if delay < period * 0.1:
         delay += period
     return delay
+
+
+def resumed_drift_delay(settings: Settings, skey: ServerKey) -> float:
+    """First look, after a start or a takeover, at an attachment that is attached and Ready: a drift check,
+    not urgent. At its server's phase (its attachments share one list call) within a quarter of the resync
+    period, so these checks cost the cloud four times the steady drift-check rate, well under the ceiling
+    that rate is sized for, and new work (due now) goes first."""
+    window = settings.resync_period / 4
+    return (zlib.crc32(f"{skey[0]}/{skey[1]}".encode()) % 10_000) / 10_000 * window
 
 
 class Runs:

@@ -177,8 +177,8 @@ class FakeKube:
     async def post_event(self, namespace: str, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
 
-    async def patch_cloud_status(self, name: str, status: dict[str, Any]) -> None:
-        pass
+    async def patch_cloud_status(self, name: str, status: dict[str, Any]) -> int:
+        return 0
 
 
 def key_secret() -> dict[str, str]:
