@@ -33,6 +33,7 @@ from ecs_nic_operator.cloud.errors import (
 )
 from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.cloud.observe import CallObserver, NoObserver
+from ecs_nic_operator.cloud.pools import PooledTransport
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
 from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
 from ecs_nic_operator.cloud.urls import require_secure_url
@@ -174,11 +175,14 @@ class EcsClient:
         self.limiter = limiter
         self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
         self._cloudservers = f"{self.endpoint}/v1/{quote(project_id, safe='')}/cloudservers"
+        tls = verify or ssl_context(ca_bundle)
         inner = _FencedTransport(
             transport
-            or ProxyRouter(
-                verify=verify or ssl_context(ca_bundle),
-                limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            or PooledTransport(
+                lambda size: ProxyRouter(
+                    verify=tls, limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+                ),
+                max_connections,
             )
         )
         self._http = httpx.AsyncClient(
