@@ -306,6 +306,7 @@ class Bench:
             "bound_terms_s": terms,
             "peak_qps": state["peakCallsPerSecond"],
             "cloud_calls_per_attach": round(sum(state["calls"].values()) / p.n, 3),
+            "cloud_calls_by_kind": state["calls"],
             "rss_mb_before": round(rss_before / 2**20, 1),
             "rss_mb_peak": round(rss_peak / 2**20, 1),
             # Under a starved CPU this, not the ceiling, sets the pace: CPU share / CPU per attachment.
