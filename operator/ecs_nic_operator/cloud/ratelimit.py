@@ -4,7 +4,6 @@ that ceiling keeps in flight at the latency the cloud actually shows."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import math
 import time
@@ -73,12 +72,8 @@ class TokenBucket:
     the loop lags (a busy operator with thousands of objects) every timer that fell due during the lag
     fires at once and the cloud sees a burst above the ceiling. Here the bucket is refilled from the
     clock at grant time, so however late a waiter wakes, no one-second window is granted more than
-    ``qps + burst`` calls (``window``, checked against the grants themselves as well). ``asyncio.Lock``
-    wakes waiters in arrival order, so grants stay FIFO, and a cancelled waiter simply leaves the queue.
-
-    Tokens earned while calls were queued are kept beyond ``burst`` (up to ``window``): a loop that wakes a
-    waiter only every 100 ms would otherwise grant one call per wake-up and lose the rest of the rate (with
-    burst 1 the benchmark's operator got 10-17 calls/s of its 47.5). An idle bucket still fills to ``burst`` only.
+    ``qps + burst`` calls. ``asyncio.Lock`` wakes waiters in arrival order, so grants stay FIFO, and a
+    cancelled waiter simply leaves the queue.
     """
 
     def __init__(self, qps: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -86,12 +81,9 @@ class TokenBucket:
             raise ValueError(f"burst must be at least 1 when qps > 0, got {burst}")
         self.qps = qps
         self.burst = burst
-        self.window = max(1, math.floor(qps + burst)) if qps > 0 else 0  # the most grants in any one second
         self._clock = clock
         self._tokens = float(burst)
         self._updated: float | None = None
-        self._queued = False  # calls were still waiting after the last grant
-        self._granted: collections.deque[float] = collections.deque()  # grant times within the last second
         self._lock = asyncio.Lock()
         self.latency = Latency(clock=clock)
         self.waiting = 0  # calls queued for a token
@@ -108,15 +100,10 @@ class TokenBucket:
             return 0
         return math.ceil(self.qps * self.latency.estimate() * HEADROOM) + self.burst
 
-    def _refill(self, now: float, waiting_since: float) -> None:
+    def _refill(self, now: float) -> None:
         if self._updated is not None:
-            # Queued all along since the last refill (others after the last grant, or this caller itself).
-            queued = self._queued or waiting_since <= self._updated
-            cap = float(self.window if queued else self.burst)
-            self._tokens = min(cap, self._tokens + (now - self._updated) * self.qps)
+            self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.qps)
         self._updated = now
-        while self._granted and self._granted[0] <= now - 1.0:
-            self._granted.popleft()
 
     async def acquire(self) -> float:
         """Wait for a token; returns the seconds spent waiting."""
@@ -129,16 +116,11 @@ class TokenBucket:
             async with self._lock:
                 while True:
                     now = self._clock()
-                    self._refill(now, began)
-                    if self._tokens >= 1.0 and len(self._granted) < self.window:
+                    self._refill(now)
+                    if self._tokens >= 1.0:
                         self._tokens -= 1.0
-                        self._granted.append(now)
-                        self._queued = self.waiting > 1
                         return now - began if waited else 0.0
                     waited = True
-                    if self._tokens >= 1.0:  # the window is full: until its oldest grant leaves it
-                        await asyncio.sleep(max(0.001, self._granted[0] + 1.0 - now))
-                    else:
-                        await asyncio.sleep((1.0 - self._tokens) / self.qps)
+                    await asyncio.sleep((1.0 - self._tokens) / self.qps)
         finally:
             self.waiting -= 1
