@@ -49,7 +49,7 @@ from ecs_nic_operator.reconcile.room import RECHECK_MAX_AGE, ROOM_MAX_AGE, Room
 from ecs_nic_operator.reconcile.status import SYNCED_OK, StatusWriter, ready_condition
 from ecs_nic_operator.reconcile.store import Store
 from ecs_nic_operator.reconcile.stuck import Stuck, attach_stuck, detach_stuck
-from ecs_nic_operator.reconcile.timing import FirstLook, poll_max_age
+from ecs_nic_operator.reconcile.timing import FirstLook
 from ecs_nic_operator.resources import Attachment, Intent, Key, status_from_port
 from ecs_nic_operator.servers import ServerKey, ServerViews
 from ecs_nic_operator.workqueue import WorkQueue
@@ -442,8 +442,7 @@ class Controller:
         # check of a Ready one also shares the per-server call of the same resync round.
         # Half a period: fresh enough for a drift check, yet each round's phase-aligned look (a period after
         # the last) still lists, and after a restart a server's attachments, queued far apart, share one list.
-        latency = cloud.limiter.latency.estimate() if cloud.limiter else 0.0
-        max_age = poll_max_age(self.settings.poll_min, latency) if polling else self.settings.resync_period / 2
+        max_age = self.settings.poll_min * 2 if polling else self.settings.resync_period / 2
         ports = self.views.cached(skey, ACTIVE_SEEN_MAX_AGE) if polling else {}
         port = ports.get(obj.port_id)
         if port is None or port.port_state != "ACTIVE":
