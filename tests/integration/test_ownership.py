@@ -241,3 +241,58 @@ def test_a_drift_repair_whose_intent_write_fails_never_adopts_against_the_old_ba
         what="repaired with a NIC of its own",
     )
     assert {n["port_id"] for n in simulator.ports_of(server)} == {foreign, again["status"]["portId"]}
+
+
+@pytest.fixture
+def quick_retry_operator(
+    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator retrying errors a person must fix every 2 s, so a failing attach records intent after intent."""
+    operator.stop()
+    own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--spec-retry", "2"])
+    try:
+        own.start()
+        yield own
+    finally:
+        own.stop()
+        operator.start()
+
+
+def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing(
+    kube: Kube,
+    simulator: SimulatorProcess,
+    quick_retry_operator: OperatorProcess,
+    namespace: str,
+    other_namespace: str,
+    server: str,
+) -> None:
+    """A network with no address left: every attach of "a" fails, and each retry records a new, signed intent.
+    Port F (that network's last address) is attached meanwhile by another attachment, so a later intent of "a"
+    knows it; then that attachment is deleted with Orphan, leaving F attached and unclaimed. The first intent
+    of "a" (signed, same object) did not know F: copied back by a namespace user, it would make F look like
+    the NIC a lost POST of "a" made, and deleting "a" would detach it."""
+    net = str(uuid.uuid4())
+    simulator.add_network(net, str(uuid.uuid4()), "10.99.0.0/30")  # one host address: 10.99.0.2
+    port = simulator.add_port(net)["port_id"]
+
+    def intent_of(name: str) -> dict[str, Any]:
+        raw = kube.get_attachment(namespace, name)["metadata"].get("annotations", {}).get(INTENT)
+        return json.loads(raw) if raw else {}
+
+    kube.create_attachment(namespace, "a", {"serverId": server, "netId": net})
+    first = wait_for(lambda: kube.get_attachment(namespace, "a")["metadata"].get("annotations", {}).get(INTENT))
+    assert port not in json.loads(first)["knownPorts"]
+    kube.create_attachment(other_namespace, "x", {"serverId": server, "portId": port, "deletionPolicy": "Orphan"})
+    wait_for(lambda: ready(kube, other_namespace, "x"), timeout=30, what="x Ready on the port")
+    wait_for(lambda: port in (intent_of("a").get("knownPorts") or []), timeout=30, what="a later intent knows it")
+    kube.delete_attachment(other_namespace, "x")
+    wait_for(lambda: not kube.attachment_exists(other_namespace, "x"), timeout=30, what="x deleted (Orphan)")
+    assert port in {n["port_id"] for n in simulator.ports_of(server)}
+
+    kube.patch_attachment(namespace, "a", {"metadata": {"annotations": {INTENT: first}}})
+    obj = wait_for(lambda: reason_is(kube, namespace, "a", "IntentUnverifiable"), timeout=30, what="blocked")
+    assert "earlier intent" in condition(obj, "Synced")["message"]  # type: ignore[index]
+    assert "portId" not in obj.get("status", {})
+    kube.delete_attachment(namespace, "a")
+    wait_for(lambda: not kube.attachment_exists(namespace, "a"), timeout=30, what="a deleted")
+    assert port in {n["port_id"] for n in simulator.ports_of(server)}  # never detached: it was never a's

@@ -200,3 +200,44 @@ def test_status_portid_is_trusted_and_the_stale_intent_dropped() -> None:
         "status": {"portId": "p1", "serverId": SERVER},
     }
     assert Attachment.from_body(body).intent is None
+
+
+async def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing() -> None:
+    """Each failed attach records a new intent; one recorded while another attachment owned a port knows that
+    port. Copying back the first intent (signed, same object, a smaller baseline) once the port is orphaned
+    would make it look like the NIC this attachment's lost POST made."""
+    from ecs_nic_operator.cloud import errors
+
+    h = harness()
+    real_attach = h.cloud.attach
+
+    async def subnet_full(server_id: str, **kw: str | None) -> object:
+        if kw.get("net_id") == NET:
+            h.cloud.calls["attach"] += 1
+            raise errors.SubnetExhausted("attach", "No more IP addresses available on network", status=409)
+        return await real_attach(server_id, **kw)
+
+    h.cloud.attach = subnet_full  # type: ignore[assignment,method-assign]
+    h.kube.create("ns", "a", {"serverId": SERVER, "netId": NET})
+    await h.reconcile("ns")
+    first = h.obj("ns", "a")["metadata"]["annotations"][INTENT_ANNOTATION]  # type: ignore[index]
+    h.cloud.free_ports["p-x"] = NET
+    h.kube.create("team-x", "x", {"serverId": SERVER, "portId": "p-x"})
+    await h.settle(rounds=3)  # x attaches p-x; a's next intent knows it
+    assert h.obj("team-x", "x")["status"]["portId"] == "p-x"  # type: ignore[index]
+    h.kube.edit_spec("team-x", "x", deletionPolicy="Orphan")
+    h.kube.delete("team-x", "x")
+    await h.settle(rounds=3)
+    assert h.obj("team-x", "x") is None and "p-x" in h.cloud.servers[SERVER]
+
+    body = h.obj("ns", "a")
+    assert body is not None and body["metadata"]["annotations"][INTENT_ANNOTATION] != first
+    body["metadata"]["annotations"][INTENT_ANNOTATION] = first  # what a namespace user can write
+    h.kube._commit(body)
+    await h.settle(rounds=3)
+    assert h.condition("ns", "a").get("reason") == "IntentUnverifiable"
+    assert "earlier intent" in h.condition("ns", "a")["message"]
+    assert "portId" not in (h.obj("ns", "a") or {}).get("status", {})
+    h.kube.delete("ns", "a")
+    await h.settle(rounds=3)
+    assert "p-x" in h.cloud.servers[SERVER]  # never detached: it was never this attachment's
