@@ -26,7 +26,7 @@ from ecs_nic_operator.kube import Gone
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.capacity import nic_limit
 from ecs_nic_operator.reconcile.errors import classify
-from ecs_nic_operator.reconcile.evidence import Signer
+from ecs_nic_operator.reconcile.evidence import Signer, previous_release
 from ecs_nic_operator.reconcile.outcome import NOW, Look, Outcome, Write
 from ecs_nic_operator.reconcile.ownership import port_claimer, rivals
 from ecs_nic_operator.reconcile.pacing import BASELINE_MAX_AGE, RUN_FALLBACK, resync_delay
@@ -58,7 +58,12 @@ async def attach(
         # Only an intent still in flight is kept on the object (see resources._live_intent): the first
         # attach's, or a repair's that replaces the port status still names.
         if obj.intent is not None and not signer.verify(obj):
-            if obj.intent.sig and obj.intent.seq < obj.intent_seq:
+            if previous_release(obj.intent):
+                why = (
+                    "the ecsnic.io/attach-intent annotation is unsigned, as the previous release wrote it, and "
+                    "nothing in status corroborates it (docs/ownership.md, upgrades)"
+                )
+            elif obj.intent.sig and obj.intent.seq < obj.intent_seq:
                 why = (
                     f"the ecsnic.io/attach-intent annotation is an earlier intent of this object (sequence "
                     f"{obj.intent.seq}; status.intentSeq says this operator has acted on {obj.intent_seq} since)"

@@ -3,6 +3,7 @@ a crash or the cloud can create, with what must happen in the cloud and what the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -241,3 +242,64 @@ async def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing()
     h.kube.delete("ns", "a")
     await h.settle(rounds=3)
     assert "p-x" in h.cloud.servers[SERVER]  # never detached: it was never this attachment's
+
+
+LEGACY = '{"startedAt":"2026-11-30T10:00:00Z","knownPorts":null}'  # the previous release's unsigned intent
+LEGACY_STATUS = {
+    "observedGeneration": 1,
+    "conditions": [
+        {
+            "type": "Synced",
+            "status": "False",
+            "reason": "CloudUnavailable",
+            "message": "timed out",
+            "observedGeneration": 1,
+        }
+    ],
+}
+
+
+def upgraded_object(h: Harness, spec: dict[str, object], status: dict[str, object]) -> None:
+    """What the previous release left behind when its attach answer was lost: finalizer, unsigned intent, and
+    whatever status it had written."""
+    from ecs_nic_operator.config import FINALIZER
+
+    body = h.kube.create("ns", "a", spec, annotations={INTENT_ANNOTATION: LEGACY})
+    body["metadata"]["finalizers"] = [FINALIZER]
+    body["status"] = dict(status)
+    h.kube._commit(body)
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "reason"),
+    [
+        ({"portId": "p-lost"}, LEGACY_STATUS, "ReconcileSuccess"),  # corroborated: adopts the port it names
+        ({"portId": "p-lost"}, {}, "IntentUnverifiable"),  # the previous release never wrote status
+        ({"netId": NET}, LEGACY_STATUS, "IntentUnverifiable"),  # a baseline nothing can corroborate
+    ],
+    ids=["portId, status written", "portId, no status", "netId"],
+)
+async def test_an_unsigned_intent_of_the_previous_release(
+    spec: dict[str, object], status: dict[str, object], reason: str
+) -> None:
+    h = harness()
+    lost = h.cloud.new_port(NET)
+    h.cloud.servers[SERVER]["p-lost"] = dataclasses.replace(lost, port_id="p-lost")  # its POST had landed
+    foreign = h.cloud.attach_foreign(SERVER, NET)
+    upgraded_object(h, {"serverId": SERVER, **spec}, status)
+    h.controller = h.new_controller()
+    await h.settle()
+    assert h.condition("ns", "a").get("reason") == reason
+    body = h.obj("ns", "a")
+    assert body is not None
+    if reason == "IntentUnverifiable":
+        assert "previous release" in h.condition("ns", "a")["message"]
+        assert h.cloud.calls["attach"] == 0
+        assert "portId" not in body["status"]
+    else:
+        assert body["status"]["portId"] == "p-lost" and h.cloud.calls["attach"] == 0
+    h.kube.delete("ns", "a")
+    await h.settle()
+    assert h.obj("ns", "a") is None
+    assert foreign in h.cloud.servers[SERVER]
+    assert ("p-lost" in h.cloud.servers[SERVER]) == (reason == "IntentUnverifiable")
