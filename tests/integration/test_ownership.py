@@ -296,3 +296,47 @@ def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing(
     kube.delete_attachment(namespace, "a")
     wait_for(lambda: not kube.attachment_exists(namespace, "a"), timeout=30, what="a deleted")
     assert port in {n["port_id"] for n in simulator.ports_of(server)}  # never detached: it was never a's
+
+
+def test_after_an_upgrade_an_unsigned_intent_goes_on_only_where_status_corroborates_it(
+    kube: Kube, simulator: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    """What the release without signed intents leaves behind when an attach answer was lost: the finalizer,
+    its unsigned intent, and the status it wrote. The new operator adopts the port a portId spec names (its
+    baseline is never read); a plain-network one, whose baseline nothing can confirm, is IntentUnverifiable."""
+    legacy = json.dumps({"startedAt": "2026-11-30T10:00:00Z", "knownPorts": None})
+    lost = simulator.add_port(NET_B, serverId=server)["port_id"]  # the lost answer's NIC
+    foreign = simulator.add_port(NET_A, serverId=server)["port_id"]  # attached by another tool since
+    status = {
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Synced",
+                "status": "False",
+                "reason": "CloudUnavailable",
+                "message": "attach: timed out",
+                "lastTransitionTime": "2026-11-30T10:00:05Z",
+                "observedGeneration": 1,
+            }
+        ],
+    }
+    for name, spec in (
+        ("byport", {"serverId": server, "portId": lost}),
+        ("bynet", {"serverId": server, "netId": NET_A}),
+    ):
+        kube.create_attachment(namespace, name, spec, annotations={INTENT: legacy}, finalizers=["ecsnic.io/finalizer"])
+        kube.custom.patch_namespaced_custom_object_status(
+            "ecsnic.io", "v1alpha1", namespace, "ecsnicattachments", name, {"status": status}
+        )
+    own_operator.start()
+
+    byport = wait_for(lambda: ready(kube, namespace, "byport"), timeout=40, what="byport adopted")
+    assert byport["status"]["portId"] == lost
+    bynet = wait_for(lambda: reason_is(kube, namespace, "bynet", "IntentUnverifiable"), timeout=40, what="blocked")
+    assert "previous release" in condition(bynet, "Synced")["message"]  # type: ignore[index]
+    assert {n["port_id"] for n in simulator.ports_of(server)} == {lost, foreign}  # adopted; none attached anew
+
+    for name in ("byport", "bynet"):
+        kube.delete_attachment(namespace, name)
+        wait_for(lambda n=name: not kube.attachment_exists(namespace, n), timeout=40, what=f"{name} deleted")
+    assert {n["port_id"] for n in simulator.ports_of(server)} == {foreign}
