@@ -303,3 +303,30 @@ async def test_an_unsigned_intent_of_the_previous_release(
     assert h.obj("ns", "a") is None
     assert foreign in h.cloud.servers[SERVER]
     assert ("p-lost" in h.cloud.servers[SERVER]) == (reason == "IntentUnverifiable")
+
+
+async def test_a_relist_forgets_objects_deleted_while_the_watch_was_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf re-lists after a 410 without DELETED events: a LIST of our own drops the ghost and its claim."""
+    import copy
+
+    from ecs_nic_operator import controller as controller_module
+
+    monkeypatch.setattr(controller_module, "SWEEP_AFTER", 0.0)
+    h = harness()
+    h.cloud.free_ports["p-shared"] = NET
+    h.kube.create("team-a", "owner", {"serverId": SERVER, "portId": "p-shared"})
+    await h.settle()
+    h.kube.create("ns", "a", {"serverId": SERVER, "portId": "p-shared"})
+    await h.settle()
+    assert h.condition("ns", "a").get("reason") == "PortClaimed"
+    h.hold_events = True  # the watch is down: the owner's deletion is never delivered
+    del h.kube.objects[("team-a", "owner")]
+    h.hold_events = False
+    body = h.obj("ns", "a")
+    assert body is not None
+    h.controller.observe(copy.deepcopy(body), listed=True)  # kopf's re-list, from the top
+    assert h.controller._sweep is not None
+    await h.controller._sweep
+    assert ("team-a", "owner") not in h.controller.objects
+    await h.settle()
+    assert h.condition("ns", "a").get("reason") == "ReconcileSuccess"  # the claim went with the ghost
