@@ -35,6 +35,15 @@ class TcpProxy:
         for gate in self._gates:
             gate.clear()
 
+    def close_open(self) -> None:
+        """Reset every connection open now (what they held is lost); the proxy keeps accepting new ones."""
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv on it
+            with contextlib.suppress(OSError):
+                sock.close()
+
     def close(self) -> None:
         self._closing = True
         self._open.set()
