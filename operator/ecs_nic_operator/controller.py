@@ -91,10 +91,6 @@ class Controller:
     def settings(self) -> Settings:
         return self.world.settings
 
-    @settings.setter
-    def settings(self, settings: Settings) -> None:
-        self.world.settings = settings
-
     @property
     def objects(self) -> dict[Key, Attachment]:
         return self.store.objects
@@ -108,7 +104,9 @@ class Controller:
     def start(self) -> None:
         self.world.started_at = time.monotonic()
         self.queue.start()
-        self._resync_task = asyncio.create_task(self._resync_clouds(), name="cloud-resync")
+        self._resync_task = asyncio.create_task(
+            self.clouds.resync_forever(self.settings.resync_period), name="cloud-resync"
+        )
 
     async def stop(self) -> None:
         for task in (self._resync_task, self._sweep):
@@ -116,14 +114,6 @@ class Controller:
                 task.cancel()
         await self.queue.stop()
         await self.clouds.close()
-
-    async def _resync_clouds(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.resync_period * random.uniform(0.9, 1.1))
-            try:
-                await self.clouds.resync()
-            except Exception:  # check() records its own failures; nothing may end this loop
-                log.exception("cloud resync failed")
 
     # -- events in ----------------------------------------------------------------------------------
 
@@ -185,21 +175,10 @@ class Controller:
             self._sweep = asyncio.create_task(self._sweep_ghosts(), name="ghost-sweep")
 
     async def _sweep_ghosts(self) -> None:
-        """After a re-list, forget what a LIST of our own no longer shows: kopf sends no DELETED event for an
-        object deleted while its watch was down, and such a ghost would keep its port claims, its memory and
-        its gauges. Only copies older than the LIST go (a newer one was created after it)."""
+        """After a re-list: forget the ghosts a LIST of our own finds (see Relist.ghosts)."""
         await asyncio.sleep(SWEEP_AFTER)
-        try:
-            bodies, version = await self.kube.list_attachments(self.settings.namespaces)
-        except Exception:
-            log.exception("listing attachments after a re-list failed; ghosts stay until the next one")
-            return
-        listed = {(b.get("metadata") or {}).get("uid") for b in bodies}
-        for key, obj in list(self.objects.items()):
-            if obj.uid not in listed and version and int(obj.resource_version or 0) <= int(version):
-                log.info("%s/%s was deleted while the watch was down: forgotten", *key)
-                self.relist.tombstone(obj.uid)
-                self._forget(key)
+        for key in await self.relist.ghosts(self.kube, self.settings, self.store):
+            self._forget(key)
 
     def _release_claims(self, obj: Attachment) -> None:
         """obj is gone: attachments waiting for the port it held (PortClaimed) may go on; a server nobody
