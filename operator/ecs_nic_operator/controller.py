@@ -30,6 +30,7 @@ from ecs_nic_operator.clouds import PENDING, Cloud, Clouds
 from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
 from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Conflict, Gone, Kube
+from ecs_nic_operator.reconcile import ports as port_props
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.capacity import nic_limit
 from ecs_nic_operator.reconcile.errors import backoff, classify
@@ -50,6 +51,7 @@ from ecs_nic_operator.reconcile.status import SYNCED_OK, StatusWriter, ready_con
 from ecs_nic_operator.reconcile.store import Store
 from ecs_nic_operator.reconcile.stuck import Stuck, attach_stuck, detach_stuck
 from ecs_nic_operator.reconcile.timing import FirstLook
+from ecs_nic_operator.reconcile.v1 import V1Flow
 from ecs_nic_operator.resources import Attachment, Intent, Key, status_from_port
 from ecs_nic_operator.servers import ServerKey, ServerViews
 from ecs_nic_operator.workqueue import WorkQueue
@@ -101,6 +103,7 @@ class Controller:
         self._resync_task: asyncio.Task[None] | None = None
         self._listed = False  # every watched attachment read once (see _know_all)
         self._listing = asyncio.Lock()
+        self.v1 = V1Flow(self, Stop)  # issue 13: Huawei's v1 API (reconcile/v1.py, reconcile/jobs.py)
 
     @property
     def objects(self) -> dict[Key, Attachment]:
@@ -201,6 +204,7 @@ class Controller:
         self._down_since.pop(key, None)
         self._timed.pop(key, None)
         self._seen.discard(key)
+        self.v1.forget(key)
 
     def _cloud_changed(self, cloud: str) -> None:
         """The cloud's readiness changed: look again at its attachments that are not Ready and Synced (they
@@ -360,6 +364,7 @@ class Controller:
 
     async def _ensure(self, obj: Attachment) -> None:
         cloud = await self._cloud(obj)
+        await self.v1.refuse_unsupported(obj, cloud)  # issue 13: IPv6 on v2.1, no cloud call
         signer = await self._signer(obj)
         server = await self._server(obj, signer)
         skey: ServerKey = (cloud.spec.name, server)
@@ -371,6 +376,10 @@ class Controller:
                 await self.kube.add_finalizer(obj.namespace, obj.name, obj.resource_version, obj.finalizers)
             )
         try:
+            if obj.job_id and not obj.port_id:  # -- issue 13: a recorded v1 job is followed, never repeated
+                if await self.v1.follow_job(obj, cloud, skey) is not None:
+                    return
+                obj = self.objects.get(obj.key, obj)
             if obj.port_id and obj.status_server == server:
                 await self._follow(obj, cloud, skey, signer)
             else:
@@ -471,7 +480,14 @@ class Controller:
             was = conditions.get(obj.status, READY)
             first = was is None or was.get("status") != "True"
             event = ("Normal", "Active", f"port {port.port_id} ({port.mac_addr}) is ACTIVE") if first else None
-            await self.status.write(obj, status_from_port(skey[1], port), [ready, SYNCED_OK], event=event)
+            # -- issue 13: the port properties, converged at every look at an ACTIVE port (reconcile/ports.py)
+            props = await port_props.converge(cloud.network, obj.spec.port_properties, port.port_id, cloud.spec.name)
+            if props.updated and not first:
+                event = ("Normal", "PortUpdated", f"port {port.port_id}: {', '.join(props.updated)} updated in place")
+            if props.synced is not None:
+                event = ("Warning", props.synced.reason, props.synced.message)
+            fields = {**status_from_port(skey[1], port), **props.fields}
+            await self.status.write(obj, fields, [ready, props.synced or SYNCED_OK], event=event)
             self._schedule_resync(obj.key, skey)
         else:
             polls = self._polls.get(obj.key, 0) + 1
@@ -587,6 +603,8 @@ class Controller:
                 ports = await self.views.ports(client, skey, 0)
                 port = adoptable(spec, obj.intent, ports, *rivals(self.store, skey, obj.key, signer))
                 adopted = port is not None
+                if port is None and cloud.spec.api == "v1" and not repair:  # -- issue 13: a lost job ID
+                    await self.v1.unanswered(obj, skey)
             if port is None:
                 await self._check_room(obj, cloud, skey)
                 known: tuple[str, ...] | None = None
@@ -605,6 +623,8 @@ class Controller:
                 if obj.key not in self.objects:
                     raise Gone("deleted while its intent was being recorded")
                 try:
+                    if cloud.spec.api == "v1":  # -- issue 13: a job, its ID recorded at once, then followed
+                        await self.v1.post(obj, client, skey)
                     port = await client.attach(
                         skey[1], net_id=spec.net_id, port_id=spec.port_id, fixed_ip=spec.fixed_ip
                     )
@@ -807,6 +827,8 @@ class Controller:
         assert client is not None
         try:
             port_id = obj.port_id
+            if obj.job_id and port_id is None:  # -- issue 13: an attach job may still add a NIC
+                port_id = await self.v1.nic_before_delete(obj, client, skey)
             if obj.intent is not None and (port_id is None or obj.intent.replaces == port_id):
                 # An attach (or a drift repair) may have reached the cloud before a crash: find it first.
                 await self._know_all()
@@ -822,7 +844,7 @@ class Controller:
                     not_found = False
                     async with self.views.lock(skey):
                         try:
-                            await client.detach(server, port_id)
+                            await self.v1.detach(client, cloud, obj, server, port_id)  # issue 13: v1 or v2.1
                         except errors.NotFound:
                             not_found = True
                     self._detaching[obj.key] = (port_id, time.monotonic(), not_found)

@@ -171,6 +171,7 @@ class Attachment:
     deleting: bool
     paused: bool
     intent: Intent | None
+    job_id: str | None = None  # status.jobId: a v1 attach job in flight (reconcile/jobs.py)
 
     @property
     def key(self) -> Key:
@@ -221,6 +222,7 @@ class Attachment:
             deleting=bool(meta.get("deletionTimestamp")),
             paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
             intent=_live_intent(annotations.get(INTENT_ANNOTATION), status.get("portId")),
+            job_id=str(status["jobId"]) if status.get("jobId") else None,
         )
 
 

@@ -237,7 +237,10 @@ class EcsClient(ApiClient):
         observer: CallObserver | None = None,
         ca_bundle: str | None = None,
         verify: ssl.SSLContext | None = None,
+        api: str = "v2.1",
     ) -> None:
+        """``api``: "v1" makes :meth:`list` Huawei's v1 list (it adds ``pci_address`` and ``driver_mode``); the
+        v1 writes (:meth:`add_nic`, :meth:`delete_nics`) exist either way and are the caller's choice."""
         _check_id("project ID", project_id)
         super().__init__(
             endpoint,
@@ -251,6 +254,7 @@ class EcsClient(ApiClient):
             verify=verify,
         )
         self.project_id = project_id
+        self.api = api
         self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
         self._v1 = f"{self.endpoint}/v1/{quote(project_id, safe='')}"
         self._cloudservers = f"{self._v1}/cloudservers"
@@ -313,6 +317,8 @@ class EcsClient(ApiClient):
         return self._attachment(op, response, self._parse(op, response, "interfaceAttachment"))
 
     async def list(self, server_id: str) -> builtins.list[InterfaceAttachment]:
+        if self.api == "v1":
+            return await self.list_v1(server_id)
         op = "list"
         response = await self._call(
             op, "GET", self._url(server_id), server_id, ok=frozenset({200}), not_found_what="server"
