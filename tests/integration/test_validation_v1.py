@@ -5,22 +5,23 @@ input is refused naming the field; the port properties may change on a live obje
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_validation import (  # noqa: F401 (fixtures)
-    PORT_ID,
-    Applier,
-    Manifest,
-    applier,
-    attachment,
-    cloud,
-    kinds_discoverable,
-    setting,
-    without,
-)
+from tests.integration.kube import Kube
+from tests.integration.test_validation import PORT_ID, Applier, Manifest, attachment, cloud, setting, without
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def applier(kube: Kube, namespace: str) -> Iterator[Applier]:
+    # The session's control plane fixture already waited for the kinds to show in discovery.
+    applier = Applier(kube, namespace)
+    yield applier
+    applier.cleanup()
+
 
 SG_A = "aaaaaaaa-0000-4000-8000-000000000001"
 SG_B = "aaaaaaaa-0000-4000-8000-000000000002"

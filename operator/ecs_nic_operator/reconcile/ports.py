@@ -40,8 +40,8 @@ def wanted_pairs(props: PortProperties, current: Port) -> tuple[AddressPair, ...
 
 
 def _same_pairs(a: tuple[AddressPair, ...], b: tuple[AddressPair, ...]) -> bool:
-    key = lambda p: (p.ip_address, p.mac_address)  # noqa: E731
-    return sorted(map(key, a)) == sorted(map(key, b))
+    """Neutron keeps pairs as a set: the order they come back in means nothing."""
+    return sorted((p.ip_address, p.mac_address) for p in a) == sorted((p.ip_address, p.mac_address) for p in b)
 
 
 async def converge(network: NetworkClient | None, props: PortProperties, port_id: str, cloud: str) -> PortOutcome:
