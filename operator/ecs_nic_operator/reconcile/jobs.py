@@ -73,9 +73,10 @@ async def look(client: EcsClient, job_id: str) -> JobLook:
     return JobLook("failed", job, error=job_error(job))
 
 
-def running(job_id: str, server: str, status: str, detaching: bool = False) -> list[Condition]:
+def running(job_id: str, server: str, detaching: bool = False) -> list[Condition]:
+    """The same text whatever the job's INIT/RUNNING: following a job writes nothing new until it ends."""
     what = "detach" if detaching else "attach"
-    message = f"v1 job {job_id} ({what} on server {server}) is {status}"
+    message = f"v1 job {job_id} ({what} on server {server}) is running"
     return [
         Condition(READY, False, Reason.DETACHING if detaching else Reason.JOB_RUNNING, message),
         Condition(SYNCED, True, Reason.RECONCILE_SUCCESS, message),

@@ -67,8 +67,7 @@ class V1Flow:
         await ctl.status.write(
             obj,
             {"serverId": skey[1], "jobId": job_id},
-            jobs.running(job_id, skey[1], "started"),
-            event=("Normal", "JobStarted", f"v1 attach job {job_id} started on server {skey[1]}"),
+            jobs.running(job_id, skey[1]),  # no Event: the job ID is in status, and "Attached" follows
         )
         ctl.queue.schedule(obj.key, max(ctl.settings.poll_min, 0.5))
         raise self._stop()
@@ -85,7 +84,7 @@ class V1Flow:
             assert found.job is not None
             polls = self._polls.get(obj.key, 0) + 1
             self._polls[obj.key] = polls
-            await ctl.status.write(obj, None, jobs.running(obj.job_id, skey[1], found.job.status))
+            await ctl.status.write(obj, None, jobs.running(obj.job_id, skey[1]))
             ctl.queue.schedule(obj.key, poll_delay(ctl.settings, polls))
             raise self._stop()
         self._polls.pop(obj.key, None)
@@ -149,7 +148,7 @@ class V1Flow:
             ctl = self.ctl
             polls = self._polls.get(obj.key, 0) + 1
             self._polls[obj.key] = polls
-            await ctl.status.write(obj, None, jobs.running(obj.job_id, skey[1], found.job.status, detaching=True))
+            await ctl.status.write(obj, None, jobs.running(obj.job_id, skey[1], detaching=True))
             ctl.queue.schedule(obj.key, poll_delay(ctl.settings, polls))
             raise self._stop()
         return found.nic_id
