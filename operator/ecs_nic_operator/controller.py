@@ -481,7 +481,9 @@ class Controller:
             first = was is None or was.get("status") != "True"
             event = ("Normal", "Active", f"port {port.port_id} ({port.mac_addr}) is ACTIVE") if first else None
             # -- issue 13: the port properties, converged at every look at an ACTIVE port (reconcile/ports.py)
-            props = await port_props.converge(cloud.network, obj.spec.port_properties, port.port_id, cloud.spec.name)
+            props = await port_props.converge(
+                cloud.network, obj.spec.port_properties, port.port_id, cloud.spec.name, cloud.spec.api
+            )
             if props.updated and not first:
                 event = ("Normal", "PortUpdated", f"port {port.port_id}: {', '.join(props.updated)} updated in place")
             if props.synced is not None:
@@ -776,7 +778,7 @@ class Controller:
             not_found = False
             async with self.views.lock(skey):
                 try:
-                    await client.detach(skey[1], port_id)
+                    await self.v1.detach(client, obj, skey[1], port_id)  # issue 13: v1 or v2.1
                 except errors.NotFound:
                     not_found = True
             self._detaching[obj.key] = (port_id, time.monotonic(), not_found)
@@ -844,7 +846,7 @@ class Controller:
                     not_found = False
                     async with self.views.lock(skey):
                         try:
-                            await self.v1.detach(client, cloud, obj, server, port_id)  # issue 13: v1 or v2.1
+                            await self.v1.detach(client, obj, server, port_id)  # issue 13: v1 or v2.1
                         except errors.NotFound:
                             not_found = True
                     self._detaching[obj.key] = (port_id, time.monotonic(), not_found)

@@ -44,10 +44,14 @@ def _same_pairs(a: tuple[AddressPair, ...], b: tuple[AddressPair, ...]) -> bool:
     return sorted((p.ip_address, p.mac_address) for p in a) == sorted((p.ip_address, p.mac_address) for p in b)
 
 
-async def converge(network: NetworkClient | None, props: PortProperties, port_id: str, cloud: str) -> PortOutcome:
+async def converge(
+    network: NetworkClient | None, props: PortProperties, port_id: str, cloud: str, api: str = "v2.1"
+) -> PortOutcome:
     """Read the port; update the managed properties that differ; say what status shows."""
     if not props.managed:
         return PortOutcome({}, None)
+    if network is None and api == "v1" and props.source_dest_check is None and props.address_pairs is None:
+        return PortOutcome({}, None)  # the groups went in the v1 attach call; without the endpoint, unchecked
     if network is None:
         message = (
             f"EcsCloud {cloud!r} has no spec.networkEndpoint, so securityGroupIds, sourceDestCheck and "

@@ -170,10 +170,10 @@ class V1Flow:
         ctl.queue.schedule(obj.key, verdict.retry_in)
         raise self._stop()
 
-    async def detach(self, client: EcsClient, cloud: Cloud, obj: Attachment, server: str, port_id: str) -> None:
+    async def detach(self, client: EcsClient, obj: Attachment, server: str, port_id: str) -> None:
         """v1 deletes the port with the NIC. A port the spec named by portId is not ours to delete: it is
         detached through v2.1's os-interface DELETE, so it survives as it does on v2.1 (docs/api.md)."""
-        if cloud.spec.api == "v1" and not obj.spec.port_id:
+        if getattr(client, "api", "v2.1") == "v1" and not obj.spec.port_id:
             job_id = await client.delete_nics(server, [port_id])
             log.info("%s/%s: v1 delete job %s for port %s", obj.namespace, obj.name, job_id, port_id)
             return
