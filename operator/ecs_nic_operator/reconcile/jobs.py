@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
@@ -23,7 +23,7 @@ from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.cloud.errors import CloudError, NotFound, error_from_response
 from ecs_nic_operator.cloud.models import Job
 from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
-from ecs_nic_operator.resources import AttachmentSpec, Intent
+from ecs_nic_operator.resources import AttachmentSpec, Intent, Key
 
 
 async def start_attach(client: EcsClient, server: str, spec: AttachmentSpec) -> str:
@@ -133,3 +133,19 @@ def unanswered(
         ],
         retry,
     )
+
+
+@dataclass
+class V1Memory:
+    # Intents (by their startedAt) whose POST is known to have made no NIC: refused before it took effect, or
+    # its job ended in FAIL. Lost on a restart, which then only makes the next attach wait (reconcile/jobs.py).
+    ended: dict[Key, str] = field(default_factory=dict)
+    polls: dict[Key, int] = field(default_factory=dict)  # looks at a running job
+
+    def forget(self, key: Key) -> None:
+        self.ended.pop(key, None)
+        self.polls.pop(key, None)
+
+    def poll(self, key: Key) -> int:
+        self.polls[key] = self.polls.get(key, 0) + 1
+        return self.polls[key]

@@ -143,7 +143,7 @@ async def test_a_list_does_not_revive_an_object_deleted_while_it_ran() -> None:
         return stale, "1"
 
     h.kube.list_attachments = late_list  # type: ignore[method-assign]
-    await h.controller._know_all()
+    await h.controller.world.know_all()
     assert ("ns", "a") not in h.controller.objects
 
 
