@@ -306,6 +306,7 @@ class Bench:
             "bound_terms_s": terms,
             "peak_qps": state["peakCallsPerSecond"],
             "cloud_calls_per_attach": round(sum(state["calls"].values()) / p.n, 3),
+            "cloud_calls_by_kind": state["calls"],
             "rss_mb_before": round(rss_before / 2**20, 1),
             "rss_mb_peak": round(rss_peak / 2**20, 1),
             # Under a starved CPU this, not the ceiling, sets the pace: CPU share / CPU per attachment.
@@ -332,16 +333,23 @@ class Bench:
         start = time.monotonic()
         self.create(ns, ((f"hold-{i:05d}", i % p.hold_servers) for i in range(p.hold)))
         say(f"  created {p.hold} in {time.monotonic() - start:.0f} s; waiting for Ready")
-        self.wait(
-            lambda: sum(1 for o in self.list(ns) if self.is_ready(o)) == p.hold,
-            max(1200.0, 10 * p.hold / p.qps),
-            5.0,
-            "all held attachments Ready",
-        )
-        self.results["hold_ready_s"] = round(time.monotonic() - start, 1)
-        self.note_peak(self.sim.state())
         assert self.op.proc is not None
         proc = psutil.Process(self.op.proc.pid)
+        rss_peak = 0
+
+        def all_ready() -> bool:
+            # The wave's peak RSS (issue 16: the cap on reconciles in flight must hold memory at any latency).
+            nonlocal rss_peak
+            rss_peak = max(rss_peak, proc.memory_info().rss)
+            ready = sum(1 for o in self.list(ns) if self.is_ready(o))
+            say(f"  {ready}/{p.hold} Ready, RSS {proc.memory_info().rss / 2**20:.1f} MB, load {os.getloadavg()[0]:.1f}")
+            return ready == p.hold
+
+        self.wait(all_ready, max(1200.0, 10 * p.hold / p.qps), 5.0, "all held attachments Ready")
+        self.results["hold_ready_s"] = round(time.monotonic() - start, 1)
+        self.results["rss_mb_peak_hold_wave"] = round(rss_peak / 2**20, 1)
+        self.results["hold_latency_s"] = p.latency
+        self.note_peak(self.sim.state())
         # Let the creation wave's follow-ups finish, then measure one whole resync period.
         time.sleep(min(10.0, p.resync / 4))
         self.sim.reset_counters()

@@ -385,6 +385,15 @@ class Clouds:
         except Exception as exc:  # Events are best effort
             log.warning("could not post an Event about EcsCloud %s: %s", cloud.spec.name, exc)
 
+    async def resync_forever(self, period: float) -> None:
+        """Re-check every cloud about once a period (jittered, so replicas and restarts do not align)."""
+        while True:
+            await asyncio.sleep(period * random.uniform(0.9, 1.1))
+            try:
+                await self.resync()
+            except Exception:  # check() records its own failures; nothing may end this loop
+                log.exception("cloud resync failed")
+
     async def resync(self) -> None:
         """Periodic re-read of every cloud's Secret (rotations) and endpoint."""
         for name in list(self._clouds):

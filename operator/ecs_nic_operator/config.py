@@ -280,9 +280,9 @@ SETTINGS: list[Setting] = [
         "--workers",
         "ECSNIC_WORKERS",
         count,
-        32,
+        512,
         "the most reconciles (and cloud calls) in flight: a memory cap; below it the queue follows each "
-        "EcsCloud's rateLimit at the latency it shows (32 keeps the fixed pool; see docs/operations.md)",
+        "EcsCloud's rateLimit at the latency it shows (32 or less: a fixed pool of that size)",
         "N",
     ),
     Setting(

@@ -55,6 +55,7 @@ from ecs_nic_operator.workqueue import WorkQueue
 log = logging.getLogger("ecs_nic_operator.controller")
 
 SOON = 1.0  # a look "soon" after a change elsewhere, spread over this many seconds
+SWEEP_AFTER = 5.0  # after the first re-listed event, when to list ourselves (kopf's re-list is under way)
 
 
 class Controller:
@@ -84,14 +85,11 @@ class Controller:
         )
         self.queue: WorkQueue[Key] = WorkQueue(self.reconcile, settings.workers, self.clouds.useful_in_flight)
         self._resync_task: asyncio.Task[None] | None = None
+        self._sweep: asyncio.Task[None] | None = None
 
     @property
     def settings(self) -> Settings:
         return self.world.settings
-
-    @settings.setter
-    def settings(self, settings: Settings) -> None:
-        self.world.settings = settings
 
     @property
     def objects(self) -> dict[Key, Attachment]:
@@ -106,25 +104,21 @@ class Controller:
     def start(self) -> None:
         self.world.started_at = time.monotonic()
         self.queue.start()
-        self._resync_task = asyncio.create_task(self._resync_clouds(), name="cloud-resync")
+        self._resync_task = asyncio.create_task(
+            self.clouds.resync_forever(self.settings.resync_period), name="cloud-resync"
+        )
 
     async def stop(self) -> None:
-        if self._resync_task is not None:
-            self._resync_task.cancel()
+        for task in (self._resync_task, self._sweep):
+            if task is not None:
+                task.cancel()
         await self.queue.stop()
         await self.clouds.close()
 
-    async def _resync_clouds(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.resync_period * random.uniform(0.9, 1.1))
-            try:
-                await self.clouds.resync()
-            except Exception:  # check() records its own failures; nothing may end this loop
-                log.exception("cloud resync failed")
-
     # -- events in ----------------------------------------------------------------------------------
 
-    def observe(self, body: dict[str, Any], deleted: bool = False) -> None:
+    def observe(self, body: dict[str, Any], deleted: bool = False, listed: bool = False) -> None:
+        """A watch event; ``listed``: from kopf's LIST (type None), which follows a 410 or a failed watch."""
         new = Attachment.from_body(body)
         key = new.key
         if deleted:
@@ -132,6 +126,8 @@ class Controller:
             self._forget(key)
             return
         old = self.store.get(key)
+        if listed and old is not None:
+            self._sweep_soon()  # a re-list: objects deleted meanwhile get no DELETED event
         if old is not None and int(old.resource_version or 0) > int(new.resource_version or 0):
             return  # an event older than the patch answer we already hold
         self.store.put(new)
@@ -174,6 +170,16 @@ class Controller:
         self.queue.forget(key)
         self.memory.forget(key)
         self.world.v1.forget(key)
+
+    def _sweep_soon(self) -> None:
+        if self._sweep is None or self._sweep.done():
+            self._sweep = asyncio.create_task(self._sweep_ghosts(), name="ghost-sweep")
+
+    async def _sweep_ghosts(self) -> None:
+        """After a re-list: forget the ghosts a LIST of our own finds (see Relist.ghosts)."""
+        await asyncio.sleep(SWEEP_AFTER)
+        for key in await self.relist.ghosts(self.kube, self.settings, self.store):
+            self._forget(key)
 
     def _release_claims(self, obj: Attachment) -> None:
         """obj is gone: attachments waiting for the port it held (PortClaimed) may go on; a server nobody

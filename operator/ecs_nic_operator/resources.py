@@ -34,6 +34,9 @@ class Intent:
     server: str = ""
     replaces: str | None = None  # a drift repair: the port it replaces (still in status until the answer)
     sig: str = ""
+    # Counts the object's intents (signed): status.intentSeq, which only the operator writes, holds the latest
+    # one acted on, so an older intent of the same object copied back (a smaller baseline) verifies no more.
+    seq: int = 0
 
     def dump(self) -> str:
         return json.dumps(
@@ -43,6 +46,7 @@ class Intent:
                 "knownPorts": self.known_ports,
                 "replaces": self.replaces,
                 "sig": self.sig,
+                **({"seq": self.seq} if self.seq else {}),
             },
             separators=(",", ":"),
         )
@@ -61,6 +65,7 @@ class Intent:
                 str(data.get("server") or ""),
                 str(replaces) if replaces else None,
                 str(data.get("sig") or ""),
+                _seq(data.get("seq")),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             # Unreadable: evidence of nothing. It never widens adoption; the reconciler blocks on it.
@@ -68,6 +73,14 @@ class Intent:
 
 
 GARBLED = Intent("", None)
+
+
+def _seq(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a sequence number: {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +184,7 @@ class Attachment:
     deleting: bool
     paused: bool
     intent: Intent | None
+    intent_seq: int  # status.intentSeq: the sequence of the latest intent the operator acted on (0: none)
     job_id: str | None = None  # status.jobId: a v1 attach job in flight (reconcile/jobs.py)
 
     @property
@@ -222,8 +236,13 @@ class Attachment:
             deleting=bool(meta.get("deletionTimestamp")),
             paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
             intent=_live_intent(annotations.get(INTENT_ANNOTATION), status.get("portId")),
+            intent_seq=_status_seq(status.get("intentSeq")),
             job_id=str(status["jobId"]) if status.get("jobId") else None,
         )
+
+
+def _status_seq(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _live_intent(raw: str | None, port_id: Any) -> Intent | None:

@@ -27,7 +27,7 @@ from ecs_nic_operator.reconcile import v1
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.capacity import nic_limit
 from ecs_nic_operator.reconcile.errors import classify
-from ecs_nic_operator.reconcile.evidence import Signer
+from ecs_nic_operator.reconcile.evidence import Signer, previous_release
 from ecs_nic_operator.reconcile.outcome import NOW, Look, Outcome, Write
 from ecs_nic_operator.reconcile.ownership import port_claimer, rivals
 from ecs_nic_operator.reconcile.pacing import BASELINE_MAX_AGE, RUN_FALLBACK, resync_delay
@@ -59,8 +59,20 @@ async def attach(
         # Only an intent still in flight is kept on the object (see resources._live_intent): the first
         # attach's, or a repair's that replaces the port status still names.
         if obj.intent is not None and not signer.verify(obj):
-            why = "the ecsnic.io/attach-intent annotation was not written by this operator for this object"
-            return unverifiable(world, obj, skey[1], why + " (unreadable, edited, or copied)")
+            if previous_release(obj.intent):
+                why = (
+                    "the ecsnic.io/attach-intent annotation is unsigned, as the previous release wrote it, and "
+                    "nothing in status corroborates it (docs/ownership.md, upgrades)"
+                )
+            elif obj.intent.sig and obj.intent.seq < obj.intent_seq:
+                why = (
+                    f"the ecsnic.io/attach-intent annotation is an earlier intent of this object (sequence "
+                    f"{obj.intent.seq}; status.intentSeq says this operator has acted on {obj.intent_seq} since)"
+                )
+            else:
+                why = "the ecsnic.io/attach-intent annotation was not written by this operator for this object"
+                why += " (unreadable, edited, or copied)"
+            return unverifiable(world, obj, skey[1], why)
         if obj.intent is None and obj.has_finalizer and not obj.port_id:
             why = "the ecsnic.io/attach-intent annotation that this operator wrote before attaching was removed"
             return unverifiable(world, obj, skey[1], why)
@@ -87,10 +99,13 @@ async def attach(
                 # queued attaches share one baseline list instead of one each.
                 ports = await world.views.ports(client, skey, BASELINE_MAX_AGE)
                 known = tuple(sorted(ports))
-            intent = signer.sign(obj, Intent(conditions.now(), known, skey[1], obj.port_id if repair else None))
+            seq = max(obj.intent_seq, obj.intent.seq if obj.intent is not None else 0) + 1
+            replaces = obj.port_id if repair else None
+            intent = signer.sign(obj, Intent(conditions.now(), known, skey[1], replaces, seq=seq))
             body = await world.kube.record_intent(
                 obj.namespace, obj.name, obj.resource_version, obj.finalizers, intent.dump()
             )
+            memory.signed[obj.key] = seq  # written to status with the answer, or with the error
             obj = world.status.keep(body)
             if obj.key not in world.store:
                 raise Gone("deleted while its intent was being recorded")
@@ -121,10 +136,14 @@ async def attach(
         log.info("%s/%s: %s", obj.namespace, obj.name, message)
         metrics.ATTACHES.labels("adopted" if adopted else "created").inc()
         reason = "DriftRepaired" if repair else ("Adopted" if adopted else "Attached")
+        fields = status_from_port(skey[1], port)
+        acted_on = max(memory.signed.pop(obj.key, 0), obj.intent.seq if obj.intent is not None else 0)
+        if acted_on > obj.intent_seq:
+            fields["intentSeq"] = acted_on  # from now on, any earlier intent of this object proves nothing
         try:
             await world.status.write(
                 obj,
-                status_from_port(skey[1], port),
+                fields,
                 [ready_condition(skey, port), SYNCED_OK],
                 event=("Normal", reason, message),
             )

@@ -48,4 +48,7 @@ def cloud_error(
     elif not keep_ready:
         wanted.insert(0, Condition(READY, False, verdict.reason, verdict.message))
     log.info("%s/%s: %s; next try in %.1f s", obj.namespace, obj.name, verdict.message, verdict.delay)
-    return Outcome(write=Write(obj, None, wanted, event), next=Look(verdict.delay))
+    # The intent this attempt recorded is the newest: an earlier one copied back must not verify (evidence.py).
+    signed = world.memory.signed.pop(obj.key, 0)
+    fields = {"intentSeq": signed} if signed > obj.intent_seq else None
+    return Outcome(write=Write(obj, fields, wanted, event), next=Look(verdict.delay))

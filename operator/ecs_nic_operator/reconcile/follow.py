@@ -17,6 +17,7 @@ from ecs_nic_operator.reconcile.pacing import ACTIVE_SEEN_MAX_AGE, poll_delay, r
 from ecs_nic_operator.reconcile.status import SYNCED_OK, ready_condition
 from ecs_nic_operator.reconcile.store import ServerKey
 from ecs_nic_operator.reconcile.stuck import attach_stuck, stuck_since
+from ecs_nic_operator.reconcile.timing import poll_max_age
 from ecs_nic_operator.reconcile.world import World
 from ecs_nic_operator.resources import Attachment, Key, status_from_port
 
@@ -31,7 +32,8 @@ async def follow(world: World, obj: Attachment, cloud: Cloud, skey: ServerKey) -
     # Ready one also shares the per-server call of the same resync round. Half a period: fresh enough for a
     # drift check, yet each round's phase-aligned look (a period after the last) still lists, and after a
     # restart a server's attachments, queued far apart, share one list.
-    max_age = settings.poll_min * 2 if polling else settings.resync_period / 2
+    latency = cloud.limiter.latency.estimate() if cloud.limiter else 0.0
+    max_age = poll_max_age(settings.poll_min, latency) if polling else settings.resync_period / 2
     ports = world.views.cached(skey, ACTIVE_SEEN_MAX_AGE) if polling else {}
     port = ports.get(obj.port_id)
     if port is None or port.port_state != "ACTIVE":

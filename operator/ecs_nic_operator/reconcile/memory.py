@@ -25,6 +25,8 @@ class Memory:
     # again keeps it): the bounds of AttachStuck / DetachStuck (reconcile/stuck.py).
     down_since: dict[Key, float] = field(default_factory=dict)
     detach_since: dict[Key, tuple[str, float]] = field(default_factory=dict)
+    # The sequence of the intent this process last recorded for a key, until status.intentSeq holds it.
+    signed: dict[Key, int] = field(default_factory=dict)
     seen: set[Key] = field(default_factory=set)  # reconciled at least once by this process (resume progress)
 
     def bump(self, key: Key) -> int:
@@ -45,4 +47,5 @@ class Memory:
         self.detach_since.pop(key, None)
         self.down_since.pop(key, None)
         self.timed.pop(key, None)
+        self.signed.pop(key, None)
         self.seen.discard(key)

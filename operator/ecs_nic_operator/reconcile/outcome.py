@@ -46,9 +46,3 @@ class Outcome:
     release: bool = False  # remove the finalizer: nothing of ours is left to detach
     label: str = "ok"  # ecsnic_reconciles_total outcome: "ok", or "deferred" when blocked or waiting
     drifted: bool = False  # follow only: the port left the server; the controller re-attaches (repair)
-
-    def also(self, *events: Event) -> Outcome:
-        """The same outcome with Events decided earlier in the same reconcile posted first."""
-        if not events:
-            return self
-        return Outcome(self.write, self.next, self.wake, events + self.events, self.release, self.label, self.drifted)

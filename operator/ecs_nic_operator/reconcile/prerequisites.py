@@ -104,7 +104,7 @@ async def server(world: World, obj: Attachment, signer: Signer) -> str | Outcome
         return obj.spec.server_id.lower()
     if obj.status_server:
         return obj.status_server  # resolved once; a Node later losing its providerID changes nothing
-    if obj.intent is not None and signer.verify(obj):
+    if obj.intent is not None and obj.intent.server and signer.verify(obj):
         return obj.intent.server  # resolved before the attach: the Node may be gone or changed since
     node = obj.spec.node_name or ""
     try:

@@ -50,8 +50,12 @@ async def post(world: World, obj: Attachment, client: EcsClient, skey: ServerKey
     world.v1.polls[obj.key] = 0
     world.room.took(skey)
     log.info("%s/%s: v1 attach job %s started on server %s", obj.namespace, obj.name, job_id, skey[1])
+    fields: dict[str, object] = {"serverId": skey[1], "jobId": job_id}
+    acted_on = max(world.memory.signed.pop(obj.key, 0), obj.intent.seq)
+    if acted_on > obj.intent_seq:
+        fields["intentSeq"] = acted_on  # as attach.py does: any earlier intent of this object proves nothing now
     # No Event: the job ID is in status, and "Attached" follows.
-    await world.status.write(obj, {"serverId": skey[1], "jobId": job_id}, jobs.running(job_id, skey[1]))
+    await world.status.write(obj, fields, jobs.running(job_id, skey[1]))
     return Outcome(next=Look(max(world.settings.poll_min, 0.5)), label="deferred")
 
 

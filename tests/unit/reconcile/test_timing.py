@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ecs_nic_operator.reconcile.timing import FirstLook
+from ecs_nic_operator.reconcile.timing import FirstLook, poll_max_age
 
 
 def test_late_successful_looks_do_not_lengthen_the_delay() -> None:
@@ -23,3 +23,9 @@ def test_a_look_that_came_too_early_moves_the_delay_past_it_within_bounds() -> N
     for _ in range(500):
         look.seen(True, 0.1)
     assert look.delay == 0.2
+
+
+def test_a_poll_accepts_a_list_sent_up_to_one_latency_earlier() -> None:
+    assert poll_max_age(0.5, 0.0) == 1.0
+    assert poll_max_age(0.5, 2.0) == 3.0  # a list still out for 2 s at L = 2 s is as fresh as one just sent
+    assert poll_max_age(0.5, -1.0) == 1.0
