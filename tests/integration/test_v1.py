@@ -304,3 +304,25 @@ def test_ipv6_on_v1_and_refused_on_v2_1(
     obj = wait_for(lambda: ready(kube, namespace, "six"), timeout=60, what="Ready on v1 with IPv6")
     subnets = {ip["subnetId"]: ip["ipAddress"] for ip in obj["status"]["fixedIps"]}
     assert SUBNET in subnets and ":" in subnets[SUBNET6]
+
+
+def test_a_failed_job_says_why_like_v2_1_and_makes_no_nic(
+    kube: Kube, v1_sim: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    v1_sim.add_port(NET, ipAddress="10.50.2.2")  # taken by a port nobody attached: refused only when the job runs
+    before = jobs(v1_sim)
+    spec = {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET, "fixedIps": [{"ipAddress": "10.50.2.2"}]}
+    kube.create_attachment(namespace, "taken", spec)
+    obj = wait_for(
+        lambda: (
+            (o := kube.get_attachment(namespace, "taken"))
+            and (condition(o, "Ready") or {}).get("reason") == "IpInUse"
+            and o
+        ),
+        timeout=60,
+        what="IpInUse from the job's Ecs.0010",
+    )
+    assert "jobId" not in obj["status"] and "portId" not in obj["status"]
+    assert "Ecs.0010" in (condition(obj, "Synced") or {}).get("message", "")
+    assert v1_sim.ports_of(server) == []
+    assert v1_sim.state()["jobs"]["batchAddNics"].get("FAIL", 0) >= 1 and jobs(v1_sim) == before + 1
