@@ -33,7 +33,7 @@ from ecs_nic_operator.cloud import errors
 from ecs_nic_operator.clouds import Clouds
 from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Conflict, Gone, Kube
-from ecs_nic_operator.reconcile import prerequisites
+from ecs_nic_operator.reconcile import prerequisites, v1
 from ecs_nic_operator.reconcile.attach import attach
 from ecs_nic_operator.reconcile.errors import backoff
 from ecs_nic_operator.reconcile.evidence import Evidence
@@ -169,6 +169,7 @@ class Controller:
             self._release_claims(obj)
         self.queue.forget(key)
         self.memory.forget(key)
+        self.world.v1.forget(key)
 
     def _sweep_soon(self) -> None:
         if self._sweep is None or self._sweep.done():
@@ -252,6 +253,8 @@ class Controller:
         cloud = await prerequisites.cloud(self.world, obj)
         if isinstance(cloud, Outcome):
             return cloud
+        if (refused := v1.refuse_unsupported(self.world, obj, cloud)) is not None:  # issue 13: IPv6 on v2.1
+            return refused
         signer = await prerequisites.signer(self.world, obj)
         if isinstance(signer, Outcome):
             return signer
@@ -268,6 +271,10 @@ class Controller:
             )
         try:
             repair = False
+            if obj.job_id and not obj.port_id:  # -- issue 13: a recorded v1 job is followed, never repeated
+                if (job := await v1.follow_job(self.world, obj, cloud, skey)) is not None:
+                    return job
+                obj = self.store.get(obj.key) or obj
             if obj.port_id and obj.status_server == server:
                 followed = await follow(self.world, obj, cloud, skey)
                 if not followed.drifted:

@@ -23,6 +23,7 @@ from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.clouds import Cloud
 from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
 from ecs_nic_operator.kube import Gone
+from ecs_nic_operator.reconcile import v1
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.capacity import nic_limit
 from ecs_nic_operator.reconcile.errors import classify
@@ -83,6 +84,12 @@ async def attach(
             ports = await world.views.ports(client, skey, 0)
             port = adoptable(spec, obj.intent, ports, *rivals(world.store, skey, obj.key, signer))
             adopted = port is not None
+            # -- issue 13: v1, no job ID and no NIC of it: its POST may still be adding one (reconcile/jobs.py)
+            waiting = (
+                v1.unanswered(world, obj, skey) if port is None and cloud.spec.api == "v1" and not repair else None
+            )
+            if waiting is not None:
+                return waiting
         if port is None:
             if (full := await room(world, obj, cloud, skey)) is not None:
                 return full
@@ -103,6 +110,8 @@ async def attach(
             if obj.key not in world.store:
                 raise Gone("deleted while its intent was being recorded")
             try:
+                if cloud.spec.api == "v1":  # -- issue 13: a job, its ID recorded at once, then followed
+                    return await v1.post(world, obj, client, skey)
                 port = await client.attach(skey[1], net_id=spec.net_id, port_id=spec.port_id, fixed_ip=spec.fixed_ip)
             except errors.InUse:
                 ports = await world.views.ports(client, skey, 0)

@@ -14,7 +14,7 @@ from ecs_nic_operator import conditions
 from ecs_nic_operator.cloud import errors
 from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.conditions import READY, Condition, Reason
-from ecs_nic_operator.reconcile import prerequisites
+from ecs_nic_operator.reconcile import prerequisites, v1
 from ecs_nic_operator.reconcile.adopt import adoptable
 from ecs_nic_operator.reconcile.failures import cloud_error
 from ecs_nic_operator.reconcile.outcome import Event, Look, Outcome, Write
@@ -63,6 +63,11 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
     done: Event
     try:
         port_id = obj.port_id
+        if obj.job_id and port_id is None:  # -- issue 13: an attach job may still add a NIC
+            job_nic = await v1.nic_before_delete(world, obj, client, skey)
+            if isinstance(job_nic, Outcome):
+                return job_nic
+            port_id = job_nic
         if obj.intent is not None and (port_id is None or obj.intent.replaces == port_id):
             # An attach (or a drift repair) may have reached the cloud before a crash: find it first.
             await world.know_all()
@@ -144,7 +149,7 @@ async def send_detach(world: World, obj: Attachment, client: EcsClient, skey: Se
     not_found = False
     async with world.views.lock(skey):
         try:
-            await client.detach(skey[1], port_id)
+            await v1.detach(client, obj, skey[1], port_id)  # issue 13: v1 deletes the port, a portId one survives
         except errors.NotFound:
             not_found = True
     world.memory.detaching[obj.key] = (port_id, time.monotonic(), not_found)

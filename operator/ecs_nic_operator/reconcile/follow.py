@@ -11,6 +11,7 @@ from ecs_nic_operator import conditions, metrics
 from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.clouds import Cloud
 from ecs_nic_operator.conditions import READY, Condition, Reason
+from ecs_nic_operator.reconcile import ports as port_props
 from ecs_nic_operator.reconcile.outcome import Event, Look, Outcome, Write
 from ecs_nic_operator.reconcile.pacing import ACTIVE_SEEN_MAX_AGE, poll_delay, resync_delay
 from ecs_nic_operator.reconcile.status import SYNCED_OK, ready_condition
@@ -62,7 +63,15 @@ async def follow(world: World, obj: Attachment, cloud: Cloud, skey: ServerKey) -
         event: Event | None = (
             ("Normal", "Active", f"port {port.port_id} ({port.mac_addr}) is ACTIVE") if first else None
         )
-        write = Write(obj, fields, [ready_condition(skey, port), SYNCED_OK], event)
+        # -- issue 13: the port properties, converged at every look at an ACTIVE port (reconcile/ports.py)
+        props = await port_props.converge(
+            cloud.network, obj.spec.port_properties, port.port_id, cloud.spec.name, cloud.spec.api
+        )
+        if props.updated and not first:
+            event = ("Normal", "PortUpdated", f"port {port.port_id}: {', '.join(props.updated)} updated in place")
+        if props.synced is not None:
+            event = ("Warning", props.synced.reason, props.synced.message)
+        write = Write(obj, {**fields, **props.fields}, [ready_condition(skey, port), props.synced or SYNCED_OK], event)
         return Outcome(write=write, next=Look(resync_delay(settings, skey)), wake=wake)
     polls = memory.polls.get(obj.key, 0) + 1
     memory.polls[obj.key] = polls

@@ -3,12 +3,13 @@ controller builds once and passes to each phase. Nothing in here schedules: phas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ecs_nic_operator.clouds import Clouds
 from ecs_nic_operator.config import Settings
 from ecs_nic_operator.kube import Kube
 from ecs_nic_operator.reconcile.evidence import Evidence
+from ecs_nic_operator.reconcile.jobs import V1Memory
 from ecs_nic_operator.reconcile.memory import Memory
 from ecs_nic_operator.reconcile.pacing import Runs
 from ecs_nic_operator.reconcile.relist import Relist
@@ -32,6 +33,7 @@ class World:
     relist: Relist
     runs: Runs  # a server's new attachments, taken back to back (reconcile/pacing.py)
     started_at: float  # monotonic; the startup grace of a missing EcsCloud counts from here
+    v1: V1Memory = field(default_factory=V1Memory)  # issue 13: v1 jobs (reconcile/v1.py)
 
     async def know_all(self) -> None:
         await self.relist.know_all(self.kube, self.settings, self.store)
