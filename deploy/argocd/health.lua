@@ -10,7 +10,8 @@ local terminal = {
   CredentialsRejected = true, InvalidRequest = true, ServerNotFound = true, PortNotFound = true,
   CloudNotFound = true, NamespaceNotAllowed = true, NodeNotFound = true, NodeHasNoProviderID = true,
   DetachBlocked = true, ServerLocked = true, SubnetExhausted = true, InvalidIp = true, ApiNotFound = true,
-  NicLimitReached = true, AttachStuck = true, DetachStuck = true,
+  NicLimitReached = true, AttachStuck = true, DetachStuck = true, UnsupportedByApi = true,
+  AttachUnconfirmed = true, PortUpdateFailed = true,
   PortClaimed = true, IntentUnverifiable = true, IntentKeyUnavailable = true,
 }
 -- EcsCloud reasons only a person can fix; CloudNotReady's message names the cloud's reason

@@ -22,6 +22,17 @@ go_version="$(go env GOVERSION)"
 cache="${ECSNIC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecs-nic-operator}/controlplane/kube-${kube_version}_etcd-${etcd_version}_${go_version}"
 mkdir -p "$cache"
 
+# Two first runs at once (a test run and a demo, or parallel CI jobs) would both compile for minutes and race
+# on the same files: the second waits for the first and then finds the binaries cached. flock is util-linux's
+# (every Linux); where it is missing (macOS) runs are not serialised.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.lock"
+  if ! flock -n 9; then
+    echo "control plane: another build into $cache is running; waiting for it..." >&2
+    flock 9
+  fi
+fi
+
 build() {  # name, module dir, package, ldflags
   local name="$1" dir="$2" pkg="$3" ldflags="$4"
   if [[ -x "$cache/$name" ]]; then

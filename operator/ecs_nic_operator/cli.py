@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from ecs_nic_operator import __version__
-from ecs_nic_operator.config import SETTINGS, Setting, SettingError, Settings
+from ecs_nic_operator.config import SETTINGS, Setting, SettingError, Settings, settings_from
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -30,30 +30,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     logs.configure(args.log_level, args.log_format)
     namespaces = tuple(args.namespace or ())
-    settings = Settings(
-        namespaces=namespaces,
-        all_namespaces=not namespaces,
-        resync_period=args.resync_period,
-        spec_retry=args.spec_retry,
-        backoff_min=args.backoff_min,
-        backoff_max=args.backoff_max,
-        dependency_retry=args.dependency_retry,
-        workers=args.workers,
-        stuck_after=args.stuck_after,
-        stuck_retry=args.stuck_retry,
-        **({"operator_namespace": args.operator_namespace} if args.operator_namespace else {}),
-        cloud_timeout=args.cloud_timeout,
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-        leader_elect=args.leader_elect,
-        leader_election_namespace=args.leader_election_namespace or "",
-        leader_election_id=args.leader_election_id,
-        leader_lease_duration=args.leader_lease_duration,
-        leader_renew_deadline=args.leader_renew_deadline,
-        leader_retry_period=args.leader_retry_period,
-        log_format=args.log_format,
-        log_level=args.log_level,
-    )
+    settings = settings_from(vars(args), namespaces=namespaces, all_namespaces=not namespaces)
     handlers.State.settings = settings
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.bind_address)

@@ -27,7 +27,7 @@ import httpx
 from kubernetes.client import ApiException
 
 from ecs_nic_operator import conditions
-from ecs_nic_operator.cloud import CredentialsError, EcsClient, TokenBucket, auth_from_secret
+from ecs_nic_operator.cloud import CredentialsError, EcsClient, NetworkClient, TokenBucket, auth_from_secret
 from ecs_nic_operator.cloud.auth import credentials_renew_in
 from ecs_nic_operator.cloud.errors import AuthError, CloudError
 from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
@@ -49,6 +49,7 @@ class Cloud:
     body_ref: dict[str, Any]
     status: dict[str, Any]
     client: EcsClient | None = None
+    network: NetworkClient | None = None  # spec.networkEndpoint's port API (issue 13), same auth and limiter
     credentials_digest: str = ""
     ready: bool = False
     reason: str = PENDING
@@ -228,7 +229,23 @@ class Clouds:
                     verify=tls,
                     # Each reconcile has at most one call out, so the cap on reconciles bounds connections too.
                     max_connections=max(self._settings.workers, 50),
+                    api=spec.api,
                 )
+                # -- issue 13: the port API, built with the compute client (same auth, limiter, TLS) --
+                old_network = cloud.network
+                cloud.network = None
+                if spec.network_endpoint:
+                    cloud.network = NetworkClient(
+                        spec.network_endpoint,
+                        auth,
+                        limiter=cloud.limiter,
+                        timeout=self._settings.cloud_timeout,
+                        observer=CloudCallMetrics(),
+                        verify=tls,
+                    )
+                if old_network is not None:
+                    await old_network.aclose()
+                # -- end issue 13 --
                 cloud.credentials_digest = digest
                 if old is not None:
                     await old.aclose()
@@ -319,12 +336,17 @@ class Clouds:
     def _shows(self, cloud: Cloud) -> bool:
         """Whether the status as last seen or written says the verdict this cloud holds."""
         shown = conditions.get(cloud.status, conditions.READY) or {}
-        return cloud.status.get("observedGeneration") == cloud.spec.generation and (
-            shown.get("status"),
-            shown.get("reason"),
-            shown.get("message"),
-            shown.get("observedGeneration"),
-        ) == ("True" if cloud.ready else "False", cloud.reason, cloud.message[:1024], cloud.spec.generation)
+        return (
+            cloud.status.get("api") == cloud.spec.api
+            and cloud.status.get("observedGeneration") == cloud.spec.generation
+            and (
+                shown.get("status"),
+                shown.get("reason"),
+                shown.get("message"),
+                shown.get("observedGeneration"),
+            )
+            == ("True" if cloud.ready else "False", cloud.reason, cloud.message[:1024], cloud.spec.generation)
+        )
 
     async def _write_status(self, name: str) -> None:
         """Write the current verdict of cloud ``name`` unless the status already shows it. One write per cloud
@@ -340,7 +362,7 @@ class Clouds:
                 [Condition(conditions.READY, cloud.ready, cloud.reason, cloud.message)],
                 cloud.spec.generation,
             )
-            status = {"observedGeneration": cloud.spec.generation, "conditions": wanted}
+            status = {"observedGeneration": cloud.spec.generation, "api": cloud.spec.api, "conditions": wanted}
             try:
                 written = await self._kube.patch_cloud_status(name, status)
             except Exception as exc:  # the next check, or the next watch event, writes it again
@@ -363,6 +385,15 @@ class Clouds:
         except Exception as exc:  # Events are best effort
             log.warning("could not post an Event about EcsCloud %s: %s", cloud.spec.name, exc)
 
+    async def resync_forever(self, period: float) -> None:
+        """Re-check every cloud about once a period (jittered, so replicas and restarts do not align)."""
+        while True:
+            await asyncio.sleep(period * random.uniform(0.9, 1.1))
+            try:
+                await self.resync()
+            except Exception:  # check() records its own failures; nothing may end this loop
+                log.exception("cloud resync failed")
+
     async def resync(self) -> None:
         """Periodic re-read of every cloud's Secret (rotations) and endpoint."""
         for name in list(self._clouds):
@@ -380,6 +411,8 @@ class Clouds:
             cloud.recheck.cancel()
         if cloud.client is not None:
             await cloud.client.aclose()
+        if cloud.network is not None:
+            await cloud.network.aclose()
         if cloud.probe is not None:
             await cloud.probe.aclose()
 

@@ -51,6 +51,11 @@ class Reason:
     NIC_LIMIT_REACHED = "NicLimitReached"
     ATTACH_STUCK = "AttachStuck"
     DETACH_STUCK = "DetachStuck"
+    # Huawei's v1 API and port properties (reconcile/jobs.py, reconcile/ports.py)
+    UNSUPPORTED_BY_API = "UnsupportedByApi"
+    JOB_RUNNING = "JobRunning"
+    ATTACH_UNCONFIRMED = "AttachUnconfirmed"
+    PORT_UPDATE_FAILED = "PortUpdateFailed"
     # EcsCloud
     SECRET_NOT_FOUND = "SecretNotFound"
     SECRET_FORBIDDEN = "SecretForbidden"

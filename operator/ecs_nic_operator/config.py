@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 FINALIZER = "ecsnic.io/finalizer"
@@ -394,3 +394,12 @@ class Settings:
     log_level: str = "INFO"
     # Where the operator keeps its own state (the intent signing key): the namespace it runs in.
     operator_namespace: str = field(default_factory=lambda: _own_namespace())
+
+
+def settings_from(values: Mapping[str, Any], **fixed: Any) -> Settings:
+    """Settings from resolved command-line values: every `Setting` that is a `Settings` field is handed on by
+    name, so a new setting reaches the operator without a line in the CLI. None or "" (an unset text setting
+    such as --operator-namespace) keeps the field's own default, which may be worked out at start."""
+    names = {f.name for f in fields(Settings)} & set(BY_NAME)
+    given = {name: values[name] for name in names if values.get(name) not in (None, "")}
+    return Settings(**{**given, **fixed})

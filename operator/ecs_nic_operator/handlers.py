@@ -108,7 +108,7 @@ async def attachment_event(type: str, event: kopf.RawEvent, **_: Any) -> None:
     controller = _controller()
     if controller is None:
         return
-    controller.observe(dict(event["object"]), deleted=type == "DELETED")
+    controller.observe(dict(event["object"]), deleted=type == "DELETED", listed=type is None)
 
 
 @kopf.on.event(GROUP, "v1alpha1", "ecsclouds")

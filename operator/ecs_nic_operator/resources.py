@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecs_nic_operator import GROUP, VERSION
-from ecs_nic_operator.cloud.models import InterfaceAttachment
+from ecs_nic_operator.cloud.models import AddressPair, InterfaceAttachment, Port
+from ecs_nic_operator.cloud.network import ANY_SOURCE
 from ecs_nic_operator.config import DEFAULT_CLOUD, FINALIZER, INTENT_ANNOTATION, PAUSED_ANNOTATION
 
 Key = tuple[str, str]  # (namespace, name)
@@ -33,6 +34,9 @@ class Intent:
     server: str = ""
     replaces: str | None = None  # a drift repair: the port it replaces (still in status until the answer)
     sig: str = ""
+    # Counts the object's intents (signed): status.intentSeq, which only the operator writes, holds the latest
+    # one acted on, so an older intent of the same object copied back (a smaller baseline) verifies no more.
+    seq: int = 0
 
     def dump(self) -> str:
         return json.dumps(
@@ -42,6 +46,7 @@ class Intent:
                 "knownPorts": self.known_ports,
                 "replaces": self.replaces,
                 "sig": self.sig,
+                **({"seq": self.seq} if self.seq else {}),
             },
             separators=(",", ":"),
         )
@@ -60,6 +65,7 @@ class Intent:
                 str(data.get("server") or ""),
                 str(replaces) if replaces else None,
                 str(data.get("sig") or ""),
+                _seq(data.get("seq")),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             # Unreadable: evidence of nothing. It never widens adoption; the reconciler blocks on it.
@@ -67,6 +73,14 @@ class Intent:
 
 
 GARBLED = Intent("", None)
+
+
+def _seq(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a sequence number: {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +92,24 @@ class AttachmentSpec:
     port_id: str | None
     fixed_ip: str | None
     deletion_policy: str
+    # Port properties (mutable; None: not managed, left as the cloud has them) and IPv6 (api v1 only).
+    security_groups: tuple[str, ...] | None = None
+    source_dest_check: bool | None = None
+    address_pairs: tuple[AddressPair, ...] | None = None
+    ipv6: bool = False
+    ipv6_bandwidth: str | None = None
+
+    @property
+    def port_properties(self) -> PortProperties:
+        return PortProperties(self.security_groups, self.source_dest_check, self.address_pairs)
 
     @classmethod
     def from_body(cls, spec: dict[str, Any]) -> AttachmentSpec:
         fixed = spec.get("fixedIps") or []
+        groups = spec.get("securityGroupIds")
+        pairs = spec.get("allowedAddressPairs")
+        check = spec.get("sourceDestCheck")
+        ipv6 = spec.get("ipv6") or {}
         return cls(
             cloud=sys.intern((spec.get("cloudRef") or {}).get("name") or DEFAULT_CLOUD),
             server_id=_intern(spec.get("serverId")),
@@ -90,7 +118,46 @@ class AttachmentSpec:
             port_id=spec.get("portId"),
             fixed_ip=fixed[0].get("ipAddress") if fixed else None,
             deletion_policy=spec.get("deletionPolicy") or "Delete",
+            security_groups=tuple(str(g).lower() for g in groups) if isinstance(groups, list) else None,
+            source_dest_check=check if isinstance(check, bool) else None,
+            address_pairs=(
+                tuple(
+                    AddressPair(str(p.get("ipAddress") or ""), str(p.get("macAddress") or "").lower())
+                    for p in pairs
+                    if isinstance(p, dict)
+                )
+                if isinstance(pairs, list)
+                else None
+            ),
+            ipv6=bool(ipv6.get("enabled")) if isinstance(ipv6, dict) else False,
+            ipv6_bandwidth=(ipv6.get("bandwidthId") or None) if isinstance(ipv6, dict) else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PortProperties:
+    """What an attachment's spec says about its port's properties; None in a field: not managed."""
+
+    security_groups: tuple[str, ...] | None = None
+    source_dest_check: bool | None = None
+    address_pairs: tuple[AddressPair, ...] | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.security_groups is not None or self.source_dest_check is not None or self.address_pairs is not None
+
+
+def port_properties_status(port: Port) -> dict[str, Any]:
+    """The port's properties as last read, in status' field names; Huawei's "allow any source" pair is shown
+    as ``sourceDestCheck: false``, not as a pair."""
+    pairs = [p for p in port.allowed_address_pairs if p.ip_address != ANY_SOURCE]
+    return {
+        "securityGroupIds": list(port.security_groups),
+        "sourceDestCheck": len(pairs) == len(port.allowed_address_pairs),
+        "allowedAddressPairs": [
+            {"ipAddress": p.ip_address, **({"macAddress": p.mac_address} if p.mac_address else {})} for p in pairs
+        ],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +184,8 @@ class Attachment:
     deleting: bool
     paused: bool
     intent: Intent | None
+    intent_seq: int  # status.intentSeq: the sequence of the latest intent the operator acted on (0: none)
+    job_id: str | None = None  # status.jobId: a v1 attach job in flight (reconcile/jobs.py)
 
     @property
     def key(self) -> Key:
@@ -167,7 +236,13 @@ class Attachment:
             deleting=bool(meta.get("deletionTimestamp")),
             paused=str(annotations.get(PAUSED_ANNOTATION, "")).lower() == "true",
             intent=_live_intent(annotations.get(INTENT_ANNOTATION), status.get("portId")),
+            intent_seq=_status_seq(status.get("intentSeq")),
+            job_id=str(status["jobId"]) if status.get("jobId") else None,
         )
+
+
+def _status_seq(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _live_intent(raw: str | None, port_id: Any) -> Intent | None:
@@ -190,6 +265,9 @@ def status_from_port(server_id: str, port: InterfaceAttachment) -> dict[str, Any
         "portState": port.port_state,
         "macAddr": port.mac_addr,
         "fixedIps": [{"subnetId": ip.subnet_id, "ipAddress": ip.ip_address} for ip in port.fixed_ips],
+        # Only clouds that report them (Huawei's v1 list): elsewhere the keys stay out of status.
+        **({"pciAddress": port.pci_address} if port.pci_address else {}),
+        **({"driverMode": port.driver_mode} if port.driver_mode else {}),
     }
 
 
@@ -207,6 +285,8 @@ class CloudSpec:
     burst: int
     namespace_selector: dict[str, Any] | None
     ca_bundle: str | None = None  # base64 PEM, trusted besides the system CAs
+    api: str = "v2.1"  # v2.1 (os-interface) | v1 (Huawei's batch NIC API and jobs)
+    network_endpoint: str | None = None  # Neutron-compatible /v2.0/ports, for the port properties
 
     @classmethod
     def from_body(cls, body: dict[str, Any], default_qps: float, default_burst: int) -> CloudSpec:
@@ -228,4 +308,6 @@ class CloudSpec:
             burst=int(limit.get("burst") or default_burst),
             namespace_selector=spec.get("namespaceSelector") or None,
             ca_bundle=spec.get("caBundle") or None,
+            api="v1" if spec.get("api") == "v1" else "v2.1",
+            network_endpoint=str(spec["networkEndpoint"]).rstrip("/") if spec.get("networkEndpoint") else None,
         )

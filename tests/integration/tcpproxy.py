@@ -19,6 +19,7 @@ class TcpProxy:
         self._open.set()
         self._closing = False
         self._sockets: list[socket.socket] = []
+        self._gates: list[threading.Event] = []  # one per connection: cleared, that connection goes silent
         self._listener = socket.create_server((host, self.port))
         threading.Thread(target=self._accept, name=f"proxy-{self.port}", daemon=True).start()
 
@@ -27,6 +28,21 @@ class TcpProxy:
 
     def unblock(self) -> None:
         self._open.set()
+
+    def freeze_open(self) -> None:
+        """Every connection open now goes silent for good (a NAT entry dropped, a half-dead peer); new
+        connections pass. A client without a read timeout waits on a frozen one for ever."""
+        for gate in self._gates:
+            gate.clear()
+
+    def close_open(self) -> None:
+        """Reset every connection open now (what they held is lost); the proxy keeps accepting new ones."""
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv on it
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def close(self) -> None:
         self._closing = True
@@ -51,14 +67,18 @@ class TcpProxy:
             downstream.close()
             return
         self._sockets += [downstream, upstream]
+        gate = threading.Event()
+        gate.set()
+        self._gates.append(gate)
         for src, dst in ((downstream, upstream), (upstream, downstream)):
-            threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            threading.Thread(target=self._pump, args=(src, dst, gate), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, gate: threading.Event) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 self._open.wait()  # held, not dropped: the peer sees silence
+                gate.wait()
                 if not data or self._closing:
                     break
                 dst.sendall(data)

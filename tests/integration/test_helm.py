@@ -45,6 +45,7 @@ ALL_ON = [
     "image.digest=sha256:" + "a" * 64,
     "tuning.specRetry=120",
     "tuning.workers=8",
+    "tuning.stuckAfter=600",
     "extraArgs={--cloud-timeout=20}",
     "extraEnv[0].name=HTTPS_PROXY",
     "extraEnv[0].value=http://proxy.internal:3128",
@@ -367,6 +368,7 @@ def test_values_reach_the_deployment() -> None:
     # Numbers given with --set are rendered as strings: the API server refuses a number for EnvVar.value.
     assert env["ECSNIC_BACKOFF_MAX"] == "30" and env["HTTPS_PROXY"] == "http://proxy.internal:3128"
     assert env["ECSNIC_SPEC_RETRY"] == "120" and env["ECSNIC_WORKERS"] == "8" and "ECSNIC_CLOUD_TIMEOUT" not in env
+    assert env["ECSNIC_STUCK_AFTER"] == "600" and "ECSNIC_STUCK_RETRY" not in env
     assert {"name": "ca", "mountPath": "/etc/private-ca"} in c["volumeMounts"]
     assert {"name": "ca", "configMap": {"name": "private-ca"}} in p["volumes"]
     assert p["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"

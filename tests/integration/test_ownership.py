@@ -241,3 +241,102 @@ def test_a_drift_repair_whose_intent_write_fails_never_adopts_against_the_old_ba
         what="repaired with a NIC of its own",
     )
     assert {n["port_id"] for n in simulator.ports_of(server)} == {foreign, again["status"]["portId"]}
+
+
+@pytest.fixture
+def quick_retry_operator(
+    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator retrying errors a person must fix every 2 s, so a failing attach records intent after intent."""
+    operator.stop()
+    own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--spec-retry", "2"])
+    try:
+        own.start()
+        yield own
+    finally:
+        own.stop()
+        operator.start()
+
+
+def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing(
+    kube: Kube,
+    simulator: SimulatorProcess,
+    quick_retry_operator: OperatorProcess,
+    namespace: str,
+    other_namespace: str,
+    server: str,
+) -> None:
+    """A network with no address left: every attach of "a" fails, and each retry records a new, signed intent.
+    Port F (that network's last address) is attached meanwhile by another attachment, so a later intent of "a"
+    knows it; then that attachment is deleted with Orphan, leaving F attached and unclaimed. The first intent
+    of "a" (signed, same object) did not know F: copied back by a namespace user, it would make F look like
+    the NIC a lost POST of "a" made, and deleting "a" would detach it."""
+    net = str(uuid.uuid4())
+    simulator.add_network(net, str(uuid.uuid4()), "10.99.0.0/30")  # one host address: 10.99.0.2
+    port = simulator.add_port(net)["port_id"]
+
+    def intent_of(name: str) -> dict[str, Any]:
+        raw = kube.get_attachment(namespace, name)["metadata"].get("annotations", {}).get(INTENT)
+        return json.loads(raw) if raw else {}
+
+    kube.create_attachment(namespace, "a", {"serverId": server, "netId": net})
+    first = wait_for(lambda: kube.get_attachment(namespace, "a")["metadata"].get("annotations", {}).get(INTENT))
+    assert port not in json.loads(first)["knownPorts"]
+    kube.create_attachment(other_namespace, "x", {"serverId": server, "portId": port, "deletionPolicy": "Orphan"})
+    wait_for(lambda: ready(kube, other_namespace, "x"), timeout=30, what="x Ready on the port")
+    wait_for(lambda: port in (intent_of("a").get("knownPorts") or []), timeout=30, what="a later intent knows it")
+    kube.delete_attachment(other_namespace, "x")
+    wait_for(lambda: not kube.attachment_exists(other_namespace, "x"), timeout=30, what="x deleted (Orphan)")
+    assert port in {n["port_id"] for n in simulator.ports_of(server)}
+
+    kube.patch_attachment(namespace, "a", {"metadata": {"annotations": {INTENT: first}}})
+    obj = wait_for(lambda: reason_is(kube, namespace, "a", "IntentUnverifiable"), timeout=30, what="blocked")
+    assert "earlier intent" in condition(obj, "Synced")["message"]  # type: ignore[index]
+    assert "portId" not in obj.get("status", {})
+    kube.delete_attachment(namespace, "a")
+    wait_for(lambda: not kube.attachment_exists(namespace, "a"), timeout=30, what="a deleted")
+    assert port in {n["port_id"] for n in simulator.ports_of(server)}  # never detached: it was never a's
+
+
+def test_after_an_upgrade_an_unsigned_intent_goes_on_only_where_status_corroborates_it(
+    kube: Kube, simulator: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    """What the release without signed intents leaves behind when an attach answer was lost: the finalizer,
+    its unsigned intent, and the status it wrote. The new operator adopts the port a portId spec names (its
+    baseline is never read); a plain-network one, whose baseline nothing can confirm, is IntentUnverifiable."""
+    legacy = json.dumps({"startedAt": "2026-11-30T10:00:00Z", "knownPorts": None})
+    lost = simulator.add_port(NET_B, serverId=server)["port_id"]  # the lost answer's NIC
+    foreign = simulator.add_port(NET_A, serverId=server)["port_id"]  # attached by another tool since
+    status = {
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Synced",
+                "status": "False",
+                "reason": "CloudUnavailable",
+                "message": "attach: timed out",
+                "lastTransitionTime": "2026-11-30T10:00:05Z",
+                "observedGeneration": 1,
+            }
+        ],
+    }
+    for name, spec in (
+        ("byport", {"serverId": server, "portId": lost}),
+        ("bynet", {"serverId": server, "netId": NET_A}),
+    ):
+        kube.create_attachment(namespace, name, spec, annotations={INTENT: legacy}, finalizers=["ecsnic.io/finalizer"])
+        kube.custom.patch_namespaced_custom_object_status(
+            "ecsnic.io", "v1alpha1", namespace, "ecsnicattachments", name, {"status": status}
+        )
+    own_operator.start()
+
+    byport = wait_for(lambda: ready(kube, namespace, "byport"), timeout=40, what="byport adopted")
+    assert byport["status"]["portId"] == lost
+    bynet = wait_for(lambda: reason_is(kube, namespace, "bynet", "IntentUnverifiable"), timeout=40, what="blocked")
+    assert "previous release" in condition(bynet, "Synced")["message"]  # type: ignore[index]
+    assert {n["port_id"] for n in simulator.ports_of(server)} == {lost, foreign}  # adopted; none attached anew
+
+    for name in ("byport", "bynet"):
+        kube.delete_attachment(namespace, name)
+        wait_for(lambda n=name: not kube.attachment_exists(namespace, n), timeout=40, what=f"{name} deleted")
+    assert {n["port_id"] for n in simulator.ports_of(server)} == {foreign}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,15 +19,15 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, repo_root
+from ecs_nic_operator.devenv.controlplane import free_port, repo_root
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
 from tests.integration.conftest import NET_A, apply_cloud
+from tests.integration.identity import SYSTEM_NS, can_i, own_control_plane, service_account_kubeconfig
 from tests.integration.kube import Kube, condition
 
 RBAC = repo_root() / "deploy" / "manifests" / "rbac.yaml"
-SA, SYSTEM_NS = "ecs-nic-operator", "ecs-nic-system"
 # A 403 as a status, not as digits inside a port number or an ID (a random port 40391 once matched "403").
 FORBIDDEN = re.compile(r"(?<![\w.:-])403(?![\w.:-])|[Ff]orbidden")
 
@@ -43,43 +42,16 @@ def doc(kind: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    log_path = tmp_path_factory.mktemp("rbac-controlplane") / "controlplane.log"
-    with open(log_path, "w") as log, ControlPlane(ensure_binaries(), log=log) as cp:
-        kube = Kube(config.new_client_from_config(config_file=str(cp.kubeconfig)), cp)
-        kube.kubectl("apply", "-f", str(repo_root() / "crds"))
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        kube.kubectl("apply", "-f", str(repo_root() / "deploy" / "manifests" / "00-namespace.yaml"))
-        kube.kubectl("apply", "-f", str(RBAC))
+    with own_control_plane(tmp_path_factory.mktemp("rbac-controlplane"), RBAC) as kube:
         yield kube
 
 
 @pytest.fixture(scope="module")
 def token_kubeconfig(plane: Kube, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A kubeconfig holding only a TokenRequest token for the ServiceAccount from deploy/."""
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"], expiration_seconds=3600)
-    )
-    token = plane.core.create_namespaced_service_account_token(SA, SYSTEM_NS, request).status.token
-    admin = yaml.safe_load(plane.control_plane.kubeconfig.read_text())
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": SA, "user": {"token": token}}],
-        "contexts": [{"name": SA, "context": {"cluster": admin["clusters"][0]["name"], "user": SA}}],
-        "current-context": SA,
-    }
-    path = tmp_path_factory.mktemp("rbac") / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
+    path = service_account_kubeconfig(plane, tmp_path_factory.mktemp("rbac"))
     # The identity really is the ServiceAccount, not admin: it may not even list Secrets.
-    whoami = subprocess.run(
-        ["kubectl", "auth", "can-i", "list", "secrets", "-n", SYSTEM_NS],
-        env={**plane.control_plane.env(), "KUBECONFIG": str(path)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert whoami.stdout.strip() == "no", whoami
+    assert not can_i(plane, path, "list", "secrets", "-n", SYSTEM_NS)
     return path
 
 

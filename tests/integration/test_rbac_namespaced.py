@@ -18,60 +18,27 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, repo_root
+from ecs_nic_operator.devenv.controlplane import free_port
 from ecs_nic_operator.devenv.processes import SimulatorProcess
 from tests.integration.conftest import NET_A, apply_cloud
+from tests.integration.identity import SYSTEM_NS, can_i, own_control_plane, service_account_kubeconfig
 from tests.integration.kube import Kube, condition
 from tests.integration.test_helm import render
 from tests.integration.test_rbac import FORBIDDEN
 
-SA, SYSTEM_NS = "ecs-nic-operator", "ecs-nic-system"
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
-    log_path = tmp_path_factory.mktemp("rbac-ns-controlplane") / "controlplane.log"
-    with open(log_path, "w") as log, ControlPlane(ensure_binaries(), log=log) as cp:
-        kube = Kube(config.new_client_from_config(config_file=str(cp.kubeconfig)), cp)
-        kube.kubectl("apply", "-f", str(repo_root() / "crds"))
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        kube.kubectl("apply", "-f", str(repo_root() / "deploy" / "manifests" / "00-namespace.yaml"))
+    with own_control_plane(tmp_path_factory.mktemp("rbac-ns-controlplane")) as kube:
         yield kube
 
 
 def token_kubeconfig(plane: Kube, folder: Path) -> Path:
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=["https://kubernetes.default.svc"], expiration_seconds=3600)
-    )
-    token = plane.core.create_namespaced_service_account_token(SA, SYSTEM_NS, request).status.token
-    admin = yaml.safe_load(plane.control_plane.kubeconfig.read_text())
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": admin["clusters"],
-        "users": [{"name": SA, "user": {"token": token}}],
-        "contexts": [
-            {"name": SA, "context": {"cluster": admin["clusters"][0]["name"], "user": SA, "namespace": SYSTEM_NS}}
-        ],
-        "current-context": SA,
-    }
-    path = folder / "kubeconfig"
-    path.write_text(yaml.safe_dump(kubeconfig))
-    return path
-
-
-def can_i(plane: Kube, kubeconfig: Path, *args: str) -> bool:
-    result = subprocess.run(
-        ["kubectl", "auth", "can-i", *args],
-        env={**plane.control_plane.env(), "KUBECONFIG": str(kubeconfig)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() == "yes"
+    return service_account_kubeconfig(plane, folder, namespace=SYSTEM_NS)
 
 
 def wait(what: str, probe: Any, log: Path, timeout: float = 30) -> None:

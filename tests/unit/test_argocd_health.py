@@ -58,6 +58,9 @@ TERMINAL = {
     Reason.NIC_LIMIT_REACHED,
     Reason.ATTACH_STUCK,
     Reason.DETACH_STUCK,
+    Reason.UNSUPPORTED_BY_API,
+    Reason.ATTACH_UNCONFIRMED,
+    Reason.PORT_UPDATE_FAILED,
 }
 PASSING = {
     Reason.ATTACHING,
@@ -68,6 +71,7 @@ PASSING = {
     Reason.CLOUD_UNAVAILABLE,
     Reason.THROTTLED,
     Reason.SERVER_BUSY,
+    Reason.JOB_RUNNING,
 }
 
 

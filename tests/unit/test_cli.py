@@ -127,3 +127,22 @@ def test_every_setting_reaches_the_operator(monkeypatch: pytest.MonkeyPatch) -> 
     c = health.CONFIG
     assert (c.interval, c.stale_after, c.grace, c.stuck_after) == (2, 6, 6, 99)
     assert captured["clusterwide"] is True
+
+
+def test_every_setting_that_is_a_settings_field_is_handed_on_by_name() -> None:
+    """A setting added to config.SETTINGS reaches Settings without a line in the CLI (and "" keeps a default)."""
+    from dataclasses import fields
+
+    from ecs_nic_operator.config import settings_from
+
+    odd = {s.name: (not s.default) if s.switch else s.default for s in SETTINGS}
+    for name, value in odd.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            odd[name] = value + 1
+    built = settings_from(odd)
+    for f in fields(Settings):
+        if f.name in odd and odd[f.name] not in (None, ""):
+            assert getattr(built, f.name) == odd[f.name], f.name
+    assert settings_from({"operator_namespace": ""}).operator_namespace == Settings().operator_namespace

@@ -27,10 +27,13 @@ from ecs_nic_operator.cloud.errors import (
     SubnetExhausted,
     Throttled,
 )
-from ecs_nic_operator.cloud.models import FixedIp, InterfaceAttachment
+from ecs_nic_operator.cloud.models import AddressPair, FixedIp, InterfaceAttachment, Job, Port
+from ecs_nic_operator.cloud.network import ANY_SOURCE, NetworkClient
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
 
 __all__ = [
+    "ANY_SOURCE",
+    "AddressPair",
     "AkSkAuth",
     "ApiNotFound",
     "AuthError",
@@ -45,8 +48,11 @@ __all__ = [
     "InUse",
     "InterfaceAttachment",
     "InvalidIp",
+    "Job",
     "KeystonePasswordAuth",
+    "NetworkClient",
     "NotFound",
+    "Port",
     "QuotaExceeded",
     "RetryableError",
     "ServerBusy",

@@ -15,7 +15,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -31,7 +31,7 @@ from ecs_nic_operator.cloud.errors import (
     error_from_response,
     request_id_of,
 )
-from ecs_nic_operator.cloud.models import InterfaceAttachment
+from ecs_nic_operator.cloud.models import InterfaceAttachment, Job
 from ecs_nic_operator.cloud.observe import CallObserver, NoObserver
 from ecs_nic_operator.cloud.pools import PooledTransport
 from ecs_nic_operator.cloud.ratelimit import TokenBucket
@@ -148,13 +148,16 @@ def _check_id(kind: str, value: str) -> str:
     return value
 
 
-class EcsClient:
+class ApiClient:
+    """What every client of one cloud shares: the transport (proxies, TLS, the EcsCloud's rate limit, the
+    leader fence), the auth flow, and one call with its observation and error mapping."""
+
     def __init__(
         self,
         endpoint: str,
-        project_id: str,
         auth: httpx.Auth,
         *,
+        what: str = "ECS endpoint",
         limiter: TokenBucket | None = None,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -168,13 +171,9 @@ class EcsClient:
         read), so that a caller making clients often loads the CAs once. Proxies come from
         ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``."""
         self._observer: CallObserver = observer or NoObserver()
-        base = require_secure_url(endpoint, "ECS endpoint")
-        _check_id("project ID", project_id)
+        base = require_secure_url(endpoint, what)
         self.endpoint = str(base).rstrip("/")
-        self.project_id = project_id
         self.limiter = limiter
-        self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
-        self._cloudservers = f"{self.endpoint}/v1/{quote(project_id, safe='')}/cloudservers"
         tls = verify or ssl_context(ca_bundle)
         inner = _FencedTransport(
             transport
@@ -197,9 +196,6 @@ class EcsClient:
             headers={"Accept": "application/json", "User-Agent": f"ecs-nic-operator/{__version__}"},
         )
 
-    def __repr__(self) -> str:
-        return f"EcsClient(endpoint={self.endpoint!r}, project_id={self.project_id!r})"
-
     async def __aenter__(self) -> Self:
         return self
 
@@ -213,12 +209,6 @@ class EcsClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    def _url(self, server_id: str, port_id: str | None = None) -> str:
-        url = f"{self._servers}/{_check_id('server ID', server_id)}/os-interface"
-        if port_id is not None:
-            url += f"/{_check_id('port ID', port_id)}"
-        return url
 
     async def _call(
         self,
@@ -288,6 +278,52 @@ class EcsClient:
                 request_id=request_id_of(response.headers),
             ) from None
 
+
+class EcsClient(ApiClient):
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        auth: httpx.Auth,
+        *,
+        limiter: TokenBucket | None = None,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 50,
+        observer: CallObserver | None = None,
+        ca_bundle: str | None = None,
+        verify: ssl.SSLContext | None = None,
+        api: str = "v2.1",
+    ) -> None:
+        """``api``: "v1" makes :meth:`list` Huawei's v1 list (it adds ``pci_address`` and ``driver_mode``); the
+        v1 writes (:meth:`add_nic`, :meth:`delete_nics`) exist either way and are the caller's choice."""
+        _check_id("project ID", project_id)
+        super().__init__(
+            endpoint,
+            auth,
+            limiter=limiter,
+            timeout=timeout,
+            transport=transport,
+            max_connections=max_connections,
+            observer=observer,
+            ca_bundle=ca_bundle,
+            verify=verify,
+        )
+        self.project_id = project_id
+        self.api = api
+        self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
+        self._v1 = f"{self.endpoint}/v1/{quote(project_id, safe='')}"
+        self._cloudservers = f"{self._v1}/cloudservers"
+
+    def __repr__(self) -> str:
+        return f"EcsClient(endpoint={self.endpoint!r}, project_id={self.project_id!r})"
+
+    def _url(self, server_id: str, port_id: str | None = None) -> str:
+        url = f"{self._servers}/{_check_id('server ID', server_id)}/os-interface"
+        if port_id is not None:
+            url += f"/{_check_id('port ID', port_id)}"
+        return url
+
     def _attachment(self, operation: str, response: httpx.Response, raw: Any) -> InterfaceAttachment:
         try:
             return InterfaceAttachment.from_api(raw)
@@ -337,6 +373,8 @@ class EcsClient:
         return self._attachment(op, response, self._parse(op, response, "interfaceAttachment"))
 
     async def list(self, server_id: str) -> builtins.list[InterfaceAttachment]:
+        if self.api == "v1":
+            return await self.list_v1(server_id)
         op = "list"
         response = await self._call(
             op, "GET", self._url(server_id), server_id, ok=frozenset({200}), not_found_what="server"
@@ -416,3 +454,92 @@ class EcsClient:
             ok=frozenset({200, 202, 204}),
             not_found_what="interface",
         )
+
+    # -- Huawei's v1 NIC API: batch add / delete answer a job, followed with show_job ---------------
+
+    async def add_nic(
+        self,
+        server_id: str,
+        *,
+        net_id: str | None = None,
+        port_id: str | None = None,
+        fixed_ip: str | None = None,
+        security_groups: Sequence[str] = (),
+        ipv6: bool = False,
+        ipv6_bandwidth: str | None = None,
+    ) -> str:
+        """``POST /v1/{project}/cloudservers/{server}/nics`` with one NIC; returns the job ID. ``net_id`` is the
+        VPC subnet's network ID (what v2.1 calls ``net_id``, v1 ``subnet_id``). With ``port_id`` the cloud
+        ignores groups and address (the port keeps its own)."""
+        if (net_id is None) == (port_id is None):
+            raise ValueError("exactly one of net_id and port_id is required")
+        if port_id is not None and (fixed_ip is not None or ipv6):
+            raise ValueError("fixed_ip and ipv6 can only be given with net_id")
+        if ipv6_bandwidth is not None and not ipv6:
+            raise ValueError("ipv6_bandwidth needs ipv6")
+        nic: dict[str, Any] = {}
+        if port_id is not None:
+            nic["port_id"] = _check_id("port ID", port_id)
+        else:
+            assert net_id is not None
+            nic["subnet_id"] = _check_id("network ID", net_id)
+            if fixed_ip is not None:
+                try:
+                    ipaddress.ip_address(fixed_ip)
+                except ValueError:
+                    raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
+                nic["ip_address"] = fixed_ip
+            if security_groups:
+                nic["security_groups"] = [{"id": _check_id("security group ID", g)} for g in security_groups]
+            if ipv6:
+                nic["ipv6_enable"] = True
+                if ipv6_bandwidth is not None:
+                    nic["ipv6_bandwidth"] = {"id": _check_id("bandwidth ID", ipv6_bandwidth)}
+        op = "add_nic"
+        url = f"{self._cloudservers}/{_check_id('server ID', server_id)}/nics"
+        response = await self._call(
+            op, "POST", url, server_id, ok=frozenset({200, 202}), json={"nics": [nic]}, not_found_what="server"
+        )
+        return self._job_id(op, response)
+
+    async def delete_nics(self, server_id: str, port_ids: Sequence[str]) -> str:
+        """``POST .../nics/delete``: detaches the NICs **and deletes their ports**; returns the job ID."""
+        if not port_ids:
+            raise ValueError("no port to delete")
+        op = "delete_nics"
+        url = f"{self._cloudservers}/{_check_id('server ID', server_id)}/nics/delete"
+        body = {"nics": [{"id": _check_id("port ID", p)} for p in port_ids]}
+        response = await self._call(
+            op, "POST", url, server_id, ok=frozenset({200, 202}), json=body, not_found_what="server"
+        )
+        return self._job_id(op, response)
+
+    def _job_id(self, op: str, response: httpx.Response) -> str:
+        job_id = self._parse(op, response, "job_id")
+        if not isinstance(job_id, str) or not _ID.fullmatch(job_id.strip()):
+            raise CloudError(op, "malformed response: job_id is not an ID", status=response.status_code)
+        return job_id.strip()
+
+    async def show_job(self, job_id: str) -> Job:
+        """``GET /v1/{project}/jobs/{job}``. A 404 is ``NotFound(what="job")``: Huawei keeps jobs for a day."""
+        op = "show_job"
+        response = await self._call(
+            op, "GET", f"{self._v1}/jobs/{_check_id('job ID', job_id)}", "", ok=frozenset({200}), not_found_what="job"
+        )
+        try:
+            doc = response.json()
+            return Job.from_api(doc)
+        except ValueError as exc:
+            raise CloudError(
+                op, f"malformed job: {exc}", status=response.status_code, request_id=request_id_of(response.headers)
+            ) from None
+
+    async def list_v1(self, server_id: str) -> builtins.list[InterfaceAttachment]:
+        """Huawei's v1 list: the NICs with ``pci_address`` and ``driver_mode`` (and what v2.1 lists)."""
+        op = "list_v1"
+        url = f"{self._cloudservers}/{_check_id('server ID', server_id)}/os-interface"
+        response = await self._call(op, "GET", url, server_id, ok=frozenset({200}), not_found_what="server")
+        raw = self._parse(op, response, "interfaceAttachments")
+        if not isinstance(raw, builtins.list):
+            raise CloudError(op, "malformed response: interfaceAttachments is not a list", status=200)
+        return [self._attachment(op, response, item) for item in raw]

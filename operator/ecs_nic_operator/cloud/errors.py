@@ -204,8 +204,9 @@ def _parse_error_body(body: bytes) -> tuple[str | None, str | None, bool]:
             kind, inner = next(iter(doc.items()))
             if isinstance(inner, Mapping) and "message" in inner:
                 # Nova's numeric code repeats the status; Huawei's Nova-compatible API puts its
-                # "Ecs.xxxx" there instead, which is the one worth deciding by.
-                inner_code = _opt_str(inner.get("code"))
+                # "Ecs.xxxx" there instead, which is the one worth deciding by. Neutron's
+                # {"NeutronError": {"type", "message"}} names its error in "type".
+                inner_code = _opt_str(inner.get("code")) or _opt_str(inner.get("type"))
                 named = inner_code is not None and not inner_code.isdigit()
                 return (inner_code if named else str(kind)), _opt_str(inner.get("message")), True
         for key in ("message", "msg", "error_message"):
@@ -285,6 +286,11 @@ _CODES: dict[str, tuple[type[CloudError], dict[str, Any]]] = {
     "APIGW.0301": (AuthError, {}),
     "APIGW.0308": (Throttled, {}),
     "COMMON.1503": (Throttled, {}),
+    # Neutron's error types (the port API on EcsCloud spec.networkEndpoint)
+    "PORTNOTFOUND": (NotFound, {"what": "port"}),
+    "SECURITYGROUPNOTFOUND": (NotFound, {"what": "securityGroup"}),
+    "PORTSECURITYPORTHASSECURITYGROUP": (BadRequest, {}),
+    "ADDRESSPAIRANDPORTSECURITYREQUIRED": (BadRequest, {}),
 }
 _ECS_INTERNAL = re.compile(r"ECS\.1\d{3}")
 

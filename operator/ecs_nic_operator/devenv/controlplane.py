@@ -71,6 +71,7 @@ class ControlPlane:
     api_port: int = 0
     etcd_port: int = 0
     token: str = field(default_factory=lambda: secrets.token_hex(16))
+    api_args: list[str] = field(default_factory=list)  # extra kube-apiserver flags (tests of its edge cases)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -205,6 +206,7 @@ class ControlPlane:
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",
                 "--v=0",
+                *self.api_args,
             ]
         )
 

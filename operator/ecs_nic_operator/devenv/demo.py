@@ -18,7 +18,7 @@ import yaml
 
 from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, repo_root
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
-from ecs_nic_operator.devenv.tools import use_virtualenv_tools
+from ecs_nic_operator.devenv.tools import use_virtualenv_tools, user_command
 
 SAMPLES_NS = "demo"
 
@@ -162,15 +162,16 @@ def main(keep_running: bool = True, kubeconfig: str | None = None) -> int:
                 say(f"not every sample became Ready; see {workdir}/operator.log")
                 return 1
             say("all samples Ready. Try, in another terminal:")
+            k = user_command("kubectl")
             print(
                 f"\n  export KUBECONFIG={cluster.kubeconfig} SIM={sim.url}\n"
-                f"  kubectl get ecsnic -n {SAMPLES_NS} -o wide\n"
-                f"  kubectl describe ecsnic -n {SAMPLES_NS} db-secondary\n"
-                f"  kubectl get events -n {SAMPLES_NS}\n"
+                f"  {k} get ecsnic -n {SAMPLES_NS} -o wide\n"
+                f"  {k} describe ecsnic -n {SAMPLES_NS} db-secondary\n"
+                f"  {k} get events -n {SAMPLES_NS}\n"
                 "  curl -s $SIM/_simulator/state | python3 -m json.tool\n"
                 f"  curl -s http://127.0.0.1:{health_port}/readyz      # readiness, with the reasons when not ready\n"
                 f"  curl -s http://127.0.0.1:{health_port}/healthz     # liveness\n"
-                f"  kubectl delete ecsnic -n {SAMPLES_NS} app-data     # detaches the NIC\n"
+                f"  {k} delete ecsnic -n {SAMPLES_NS} app-data     # detaches the NIC\n"
                 "\n  Every condition reason, step by step with the simulator: docs/api.md\n"
                 f"  logs: {workdir}\n",
                 flush=True,

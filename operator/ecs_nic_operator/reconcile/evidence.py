@@ -6,6 +6,9 @@ annotation, written with the finalizer in one guarded patch before the POST (the
 one write), so anyone who may edit the attachment may edit it. Signing makes that harmless: the HMAC covers
 the object's uid, cloud and spec identity, so a hand-written, garbled, or copied-from-another-object
 intent does not verify, and an unverified intent is evidence of nothing (the reconciler blocks on it).
+An earlier intent of the same object, copied back, is signed too: each intent carries a sequence number, and
+status.intentSeq (the status subresource, which a namespace user cannot write) holds the latest one the
+operator acted on; an intent older than that does not verify either.
 
 The key is a Secret in the operator's own namespace, created by the first operator that needs it, so every
 replica (and every restart) verifies the same signatures. A namespace user cannot read it.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -35,7 +39,7 @@ class KeyUnavailable(Exception):
 
 
 def _message(uid: str, cloud: str, spec: AttachmentSpec, intent: Intent) -> bytes:
-    fields = [
+    fields: list[object] = [
         1,
         uid,
         cloud,
@@ -47,6 +51,8 @@ def _message(uid: str, cloud: str, spec: AttachmentSpec, intent: Intent) -> byte
         intent.started_at,
         intent.replaces,
     ]
+    if intent.seq:
+        fields.append(intent.seq)  # intents signed before sequences existed keep their signature
     return json.dumps(fields, separators=(",", ":")).encode()
 
 
@@ -56,14 +62,53 @@ class Signer:
 
     def sign(self, obj: Attachment, intent: Intent) -> Intent:
         mac = hmac.new(self._key, _message(obj.uid, obj.spec.cloud, obj.spec, intent), hashlib.sha256)
-        return Intent(intent.started_at, intent.known_ports, intent.server, intent.replaces, mac.hexdigest())
+        return dataclasses.replace(intent, sig=mac.hexdigest())
 
     def verify(self, obj: Attachment, intent: Intent | None = None) -> bool:
+        """Written by this operator for this object, and not older than the latest intent it acted on; or an
+        intent of the previous release that the status corroborates (see ``upgraded``)."""
         intent = intent if intent is not None else obj.intent
+        if intent is not None and intent is obj.intent and upgraded(obj):
+            return True
         if intent is None or not intent.sig or not intent.server or not obj.uid:
             return False
+        if intent.seq < obj.intent_seq:
+            return False  # an earlier intent of this object, copied back: its baseline is out of date
         want = hmac.new(self._key, _message(obj.uid, obj.spec.cloud, obj.spec, intent), hashlib.sha256).hexdigest()
         return hmac.compare_digest(want, intent.sig)
+
+
+def previous_release(intent: Intent | None) -> bool:
+    """An intent in the previous release's format: a start time and known ports, unsigned."""
+    return (
+        intent is not None
+        and bool(intent.started_at)
+        and not intent.sig
+        and not intent.server
+        and intent.replaces is None
+        and not intent.seq
+    )
+
+
+def upgraded(obj: Attachment) -> bool:
+    """The upgrade path of an unsigned intent the previous release wrote (its attach unanswered at the upgrade).
+
+    Accepted only where it cannot widen adoption and the status, which a namespace user cannot write, shows the
+    previous release handled this object: the spec names the NIC by port ID or fixed IP (so the unsigned
+    ``knownPorts`` are never read; adoption takes only that port, and only if no other attachment claims it),
+    status has no port and no intentSeq of this release, and its Synced condition, for this generation, has a
+    reason other than this release's IntentUnverifiable. A plain-network intent's baseline cannot be
+    corroborated by anything in status: it stays IntentUnverifiable (docs/ownership.md says what to do).
+    """
+    if not previous_release(obj.intent) or obj.port_id or obj.intent_seq:
+        return False
+    if not (obj.spec.port_id or obj.spec.fixed_ip):
+        return False
+    status = obj.status
+    if status.get("observedGeneration") != obj.generation:
+        return False
+    synced = next((c for c in status.get("conditions") or [] if c.get("type") == "Synced"), None)
+    return synced is not None and synced.get("reason") not in (None, "", "IntentUnverifiable")
 
 
 class Evidence:

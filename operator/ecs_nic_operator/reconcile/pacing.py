@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from ecs_nic_operator.config import Settings
+from ecs_nic_operator.reconcile.status import healthy
 from ecs_nic_operator.reconcile.store import ServerKey
 from ecs_nic_operator.resources import Attachment, Key
 
@@ -56,6 +57,11 @@ def resumed_drift_delay(settings: Settings, skey: ServerKey) -> float:
     that rate is sized for, and new work (due now) goes first."""
     window = settings.resync_period / 4
     return (zlib.crc32(f"{skey[0]}/{skey[1]}".encode()) % 10_000) / 10_000 * window
+
+
+def resumed_ready(obj: Attachment) -> bool:
+    """Attached and Ready when this process first holds it: its first look is a drift check, not new work."""
+    return bool(obj.port_id and obj.status_server and not obj.paused and healthy(obj))
 
 
 class Runs:

@@ -28,6 +28,12 @@ def ready_condition(skey: ServerKey, port: InterfaceAttachment) -> Condition:
     )
 
 
+def healthy(obj: Attachment) -> bool:
+    """Ready and Synced, and not being deleted: nothing a user waits for."""
+    summary = {type_: status for type_, status, _ in obj.conditions_summary}
+    return not obj.deleting and summary.get(READY) == "True" and summary.get(SYNCED) == "True"
+
+
 def post(obj: Attachment, kind: str, reason: str, message: str) -> None:
     send = kopf.warn if kind == "Warning" else kopf.info
     send(obj.ref(), reason=reason, message=message)  # type: ignore[arg-type]

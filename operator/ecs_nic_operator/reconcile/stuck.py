@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
-from ecs_nic_operator.conditions import Reason
+from ecs_nic_operator import conditions
+from ecs_nic_operator.conditions import READY, Reason
 
 # Nova finishes a detach within seconds and a port turns ACTIVE within a minute on a healthy cloud; five minutes
 # is far outside both, and short enough that a user sees the problem before giving up on it.
@@ -83,3 +85,10 @@ def attach_stuck(
         "as the cloud reports the port ACTIVE"
     )
     return Stuck(Reason.ATTACH_STUCK, message, _jittered(retry))
+
+
+def stuck_since(status: dict[str, Any], reason: str, now: float, after: float) -> float:
+    """Where the bound of a stuck operation starts when this process has not seen it start: now, unless the
+    status already reports it stuck (before a restart), so a restart does not hide it again for a while."""
+    ready = conditions.get(status, READY)
+    return now - after if ready is not None and ready.get("reason") == reason else now

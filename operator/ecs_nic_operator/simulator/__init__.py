@@ -13,6 +13,11 @@ Cloud API (authenticated with ``X-Auth-Token`` or AK/SK ``SDK-HMAC-SHA256``; eve
 - ``GET    /v1/{project_id}/cloudservers/{server_id}/os-interface_extension``  (huawei dialect) the attachable
   count (``attachableQuantity``: ``free_nic``, ``free_scsi``, ``free_blk``, ``free_disk``, ``free_efi_nic``) and
   the NICs (with ``preserve_on_delete``)
+- ``POST   /v1/{project_id}/cloudservers/{server_id}/nics``  (huawei dialect) Huawei's v1 batch add, answers a
+  ``job_id``; ``POST .../nics/delete`` detaches and deletes the ports; ``GET /v1/{project_id}/jobs/{job_id}`` the
+  job (INIT, RUNNING, SUCCESS or FAIL, ``entities.sub_jobs[].entities.nic_id``): see :mod:`.jobs`
+- ``GET/PUT /v2.0/ports/{port_id}``  (both dialects) Neutron's port: security groups, allowed address pairs,
+  port security (see :mod:`.neutron`)
 - ``GET /``, ``GET /v2.1[/]``: Nova version documents (no auth), for openstacksdk's discovery.
 
 Dialects (``--dialect`` or the seed's ``behaviour.dialect``; ``huawei`` by default): ``huawei`` refuses as Huawei's
@@ -45,6 +50,7 @@ Test-control endpoints (no auth, not counted as API calls):
 - ``POST   /_simulator/networks``  ``{"id", "subnetId", "cidr"}`` → 201 (409 if it exists), a new network
 - ``POST   /_simulator/ports``  ``{"netId", "id"?, "ipAddress"?, "macAddr"?}`` → 201, a free port
 - ``DELETE /_simulator/servers/{sid}/ports/{pid}``  out-of-band detach, immediate (drift) (204)
+- ``GET    /_simulator/ports/{pid}``  the port as Neutron shows it; ``PUT`` changes its properties out of band
 - ``POST   /_simulator/reset``  reset call counters, peak, throttle window, busyFirst counters (204)
 
 Seed and behaviour keys: see :mod:`ecs_nic_operator.simulator.seed` (``DEFAULT_BEHAVIOUR``).

@@ -5,8 +5,9 @@ A seed is a mapping (YAML or JSON) shaped as in API.md::
     projectId: 0605767ea3000f0b2f0ac01c2e4ce6bd
     credentials: {token, accessKey, secretKey, securityToken?, username, password, domainName}
     servers: [{id, maxNics, state?}]   # state: ACTIVE (default) | busy | locked | stopped
-    networks: [{id, subnetId, cidr}]
+    networks: [{id, subnetId, cidr, ipv6SubnetId?, ipv6Cidr?}]   # an IPv6 subnet for v1's ipv6_enable
     ports: [{id, netId}]          # free ports, attachable by portId
+    securityGroups: [{id, name}]  # the one named "default" is what a new port gets
     behaviour: {dialect, latency, activeAfter, detachAfter, failRate, busyFirst, qps, ...}
 
 Optional extras: a port may carry ``ipAddress`` and ``macAddr`` (otherwise allocated), and ``serverId``
@@ -46,6 +47,9 @@ DEFAULT_BEHAVIOUR: dict[str, Any] = {
     "lostReplyRate": 0.0,  # share of successful POST/DELETE whose answer is lost: a gateway 504 after the change
     "detachStuckRate": 0.0,  # share of DELETEs accepted (202) whose port never goes (until the server is stopped)
     "attachStuckRate": 0.0,  # share of attaches whose port stays DOWN (until the server's state is set again)
+    "jobTime": 1.0,  # a v1 NIC job reports INIT, then RUNNING, and ends this long after its POST (simulator/jobs.py)
+    "jobSlowRate": 0.0,  # share of v1 jobs that take slowDelay longer
+    "jobFailRate": 0.0,  # share of v1 jobs that end in FAIL (Ecs.1000) having created or deleted nothing
     "qps": 0,  # > 0: API calls above this many per sliding second answer 429 APIGW.0308
     "retryAfter": None,  # when set, 429 responses carry Retry-After: <value>
     "slowRate": 0.0,  # share of API calls delayed by an extra slowDelay
@@ -89,6 +93,9 @@ def default_seed() -> dict[str, Any]:
     ]
     servers = [{"id": _uuid(rng), "maxNics": 12} for _ in range(4)]
     ports = [{"id": _uuid(rng), "netId": networks[i % 2]["id"]} for i in range(4)]
+    # Drawn after the rest, so the IDs above stay those of earlier versions.
+    networks[0].update({"ipv6SubnetId": _uuid(rng), "ipv6Cidr": "2001:db8:a0::/64"})
+    groups = [{"id": _uuid(rng), "name": "default"}, {"id": _uuid(rng), "name": "web"}]
     return normalise_seed(
         {
             "projectId": DEFAULT_PROJECT_ID,
@@ -103,6 +110,7 @@ def default_seed() -> dict[str, Any]:
             "servers": servers,
             "networks": networks,
             "ports": ports,
+            "securityGroups": groups,
             "behaviour": {"latency": 0.1, "activeAfter": 2.0, "detachAfter": 1.0},
         }
     )
@@ -154,7 +162,25 @@ def normalise_seed(raw: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise SeedError(f"networks[{i}]: bad cidr: {exc}") from exc
         n["cidr"] = str(n["cidr"])
+        if n.get("ipv6Cidr"):
+            n["ipv6SubnetId"] = str(_req(n, "ipv6SubnetId", f"networks[{i}]"))
+            try:
+                v6 = ipaddress.ip_network(str(n["ipv6Cidr"]), strict=False)
+            except ValueError as exc:
+                raise SeedError(f"networks[{i}]: bad ipv6Cidr: {exc}") from exc
+            if v6.version != 6:
+                raise SeedError(f"networks[{i}]: ipv6Cidr {n['ipv6Cidr']} is not an IPv6 network")
+            n["ipv6Cidr"] = str(n["ipv6Cidr"])
         net_ids.add(n["id"])
+    groups = seed.setdefault("securityGroups", []) or []
+    group_ids: set[str] = set()
+    for i, g in enumerate(groups):
+        g["id"] = str(_req(g, "id", f"securityGroups[{i}]"))
+        if g["id"] in group_ids:
+            raise SeedError(f"securityGroups[{i}]: duplicate id {g['id']}")
+        group_ids.add(g["id"])
+        g["name"] = str(g.get("name") or "")
+    seed["securityGroups"] = groups
     for i, p in enumerate(ports):
         p["id"] = str(_req(p, "id", f"ports[{i}]"))
         p["netId"] = str(_req(p, "netId", f"ports[{i}]"))

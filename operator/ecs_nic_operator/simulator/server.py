@@ -19,7 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import signing
+from . import neutron, signing
+from .jobs import Jobs
 from .seed import SeedError, default_seed, load_seed, normalise_seed, seed_to_yaml
 from .world import NovaError, World, not_found
 
@@ -71,6 +72,7 @@ class Simulator:
             self.world = World(self.seed, time.monotonic, self.behaviour, self._id_rng, self.rng)
         except NovaError as exc:  # e.g. a seeded port's ipAddress outside its network
             raise SeedError(f"seed: {exc.message}") from exc
+        self.jobs = Jobs(self.world)
         self.tokens: dict[str, float] = {}  # issued token -> expiry (wall clock)
         self._reset_counters()
         self._runner: web.AppRunner | None = None
@@ -149,7 +151,16 @@ class Simulator:
                 "peakCallsPerSecond": self.peak,
                 "refusals": dict(self.refusals),
                 "freePorts": sorted(pid for pid, p in self.world.ports.items() if p.server_id is None),
+                "jobs": self._job_counts(),
             }
+
+    def _job_counts(self) -> dict[str, dict[str, int]]:
+        """v1 jobs by type and status, e.g. {"batchAddNics": {"SUCCESS": 3, "RUNNING": 1}}."""
+        now = self.world.clock()
+        out: dict[str, collections.Counter[str]] = {}
+        for job in self.jobs.jobs.values():
+            out.setdefault(job.type, collections.Counter())[job.status(now)] += 1
+        return {kind: dict(counts) for kind, counts in out.items()}
 
     # -- app -------------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -170,6 +181,11 @@ class Simulator:
         v1 = "/v1/{project_id}/cloudservers/{server_id}"
         r.add_get(v1 + "/os-interface", self._v1_list)
         r.add_get(v1 + "/os-interface_extension", self._v1_extension)
+        r.add_post(v1 + "/nics", self._v1_add_nics)
+        r.add_post(v1 + "/nics/delete", self._v1_delete_nics)
+        r.add_get("/v1/{project_id}/jobs/{job_id}", self._v1_job)
+        r.add_get("/v2.0/ports/{port_id}", self._neutron_show_port)
+        r.add_put("/v2.0/ports/{port_id}", self._neutron_update_port)
         r.add_get(CONTROL_PREFIX + "/state", self._ctl_state)
         r.add_put(CONTROL_PREFIX + "/behaviour", self._ctl_behaviour)
         r.add_put(CONTROL_PREFIX + "/credentials", self._ctl_credentials)
@@ -178,6 +194,8 @@ class Simulator:
         r.add_put(CONTROL_PREFIX + "/servers/{server_id}", self._ctl_server_state)
         r.add_post(CONTROL_PREFIX + "/networks", self._ctl_add_network)
         r.add_post(CONTROL_PREFIX + "/ports", self._ctl_add_port)
+        r.add_get(CONTROL_PREFIX + "/ports/{port_id}", self._ctl_show_port)
+        r.add_put(CONTROL_PREFIX + "/ports/{port_id}", self._ctl_set_port)
         r.add_delete(CONTROL_PREFIX + "/servers/{server_id}/ports/{port_id}", self._ctl_force_detach)
         r.add_post(CONTROL_PREFIX + "/reset", self._ctl_reset)
         return app
@@ -222,7 +240,7 @@ class Simulator:
         now = time.monotonic()
         resource = request.match_info.route.resource
         template = resource.canonical if resource is not None else "*"
-        mutating = request.method in ("POST", "DELETE")
+        mutating = request.method in ("POST", "DELETE", "PUT")
         with self._lock:
             self._count(f"{request.method} {template}", now)
             if "server_id" in request.match_info:
@@ -240,7 +258,8 @@ class Simulator:
                 headers,
             )
         v1 = template.startswith("/v1/{project_id}")
-        if template.startswith("/v2.1/{project_id}") or (v1 and self.huawei):  # nova: no v1 API, a plain 404
+        network = template.startswith("/v2.0/")
+        if template.startswith("/v2.1/{project_id}") or network or (v1 and self.huawei):  # nova: no v1 API
             denied = await self._authenticate(request)
             if denied is not None:
                 return denied
@@ -320,7 +339,7 @@ class Simulator:
         else:
             return self._iam_error("no X-Auth-Token or AK/SK Authorization header")
         url_project = request.match_info.get("project_id")
-        if url_project != self.project_id:
+        if "project_id" in request.match_info and url_project != self.project_id:  # Neutron's paths name none
             return _nova_error(
                 NovaError(
                     400,
@@ -454,6 +473,62 @@ class Simulator:
 
     async def _v1_extension(self, request: web.Request) -> web.Response:
         return await self._v1(request, extension=True)
+
+    # -- Huawei's v1 NIC writes and jobs (huawei dialect only; simulator/jobs.py) -------------------
+    async def _v1_write(self, request: web.Request, op: Callable[[Any], dict[str, Any]]) -> web.Response:
+        if not self.huawei:
+            raise web.HTTPNotFound()
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            body = None
+        try:
+            with self._lock:
+                return _json(200, op(body))
+        except NovaError as err:
+            return self._error(err)
+
+    async def _v1_add_nics(self, request: web.Request) -> web.Response:
+        sid = request.match_info["server_id"]
+        return await self._v1_write(request, lambda body: {"job_id": self.jobs.add_nics(sid, body).id})
+
+    async def _v1_delete_nics(self, request: web.Request) -> web.Response:
+        sid = request.match_info["server_id"]
+        return await self._v1_write(request, lambda body: {"job_id": self.jobs.delete_nics(sid, body).id})
+
+    async def _v1_job(self, request: web.Request) -> web.Response:
+        if not self.huawei:
+            raise web.HTTPNotFound()
+        try:
+            with self._lock:
+                return _json(200, self.jobs.view(request.match_info["job_id"]))
+        except NovaError as err:
+            return self._error(err)
+
+    # -- Neutron's ports (both dialects: every OpenStack has a network service; simulator/neutron.py) --
+    def _port_doc(self, port: Any) -> dict[str, Any]:
+        wall = time.time() - (self.world.clock() - port.updated_at) if port.updated_at else time.time()
+        return {"port": neutron.view(self.world, port, self.project_id, wall)}
+
+    async def _neutron_show_port(self, request: web.Request) -> web.Response:
+        try:
+            with self._lock:
+                return _json(200, self._port_doc(neutron.port_of(self.world, request.match_info["port_id"])))
+        except neutron.NeutronError as err:
+            self.refusals[err.type] += 1
+            return _json(err.status, err.body())
+
+    async def _neutron_update_port(self, request: web.Request) -> web.Response:
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            body = None
+        try:
+            with self._lock:
+                return _json(200, self._port_doc(neutron.update(self.world, request.match_info["port_id"], body)))
+        except neutron.NeutronError as err:
+            self.refusals[err.type] += 1
+            return _json(err.status, err.body())
 
     # -- version documents -----------------------------------------------------------------------
     @staticmethod
@@ -671,6 +746,23 @@ class Simulator:
         except NovaError as err:
             return _nova_error(err)
         return _json(201, view)
+
+    async def _ctl_show_port(self, request: web.Request) -> web.Response:
+        """A port as Neutron shows it, whoever holds it (tests check the properties the operator set)."""
+        try:
+            with self._lock:
+                return _json(200, self._port_doc(neutron.port_of(self.world, request.match_info["port_id"])))
+        except neutron.NeutronError as err:
+            return _json(err.status, err.body())
+
+    async def _ctl_set_port(self, request: web.Request) -> web.Response:
+        """Out-of-band change of a port's properties (drift: someone used the console), Neutron's rules."""
+        body = await self._ctl_body(request)
+        try:
+            with self._lock:
+                return _json(200, self._port_doc(neutron.update(self.world, request.match_info["port_id"], body)))
+        except neutron.NeutronError as err:
+            return _json(err.status, err.body())
 
     async def _ctl_force_detach(self, request: web.Request) -> web.Response:
         try:

@@ -64,6 +64,7 @@ class Network:
     used: dict[int, str] = field(default_factory=dict)  # ip (int) -> port id
     cursor: int = 0  # every host address below cursor is used, except those in `freed`
     freed: list[int] = field(default_factory=list)  # heap
+    v6: Network | None = None  # the network's IPv6 subnet, if it has one (seed ipv6Cidr / ipv6SubnetId)
 
     def __post_init__(self) -> None:
         self.first = int(self.net.network_address) + 2  # skip network address and .1 gateway
@@ -119,6 +120,14 @@ class Port:
     detach_at: float | None = None  # math.inf: the detach was accepted and never completes (stuck)
     down_forever: bool = False  # an attach whose port never leaves DOWN (until the server's state changes)
     pci_slot: int = 0
+    # Neutron's port properties (PUT /v2.0/ports/{id}, simulator/neutron.py)
+    security_groups: list[str] = field(default_factory=list)
+    port_security: bool = True
+    address_pairs: list[dict[str, str]] = field(default_factory=list)
+    name: str = ""
+    ip6: int | None = None  # the IPv6 address (v1 attach with ipv6_enable), on the network's IPv6 subnet
+    ipv6_bandwidth: str | None = None
+    updated_at: float = 0.0
 
 
 @dataclass(eq=False)
@@ -150,8 +159,17 @@ class World:
         self.macs: set[str] = set()
         self._detaching: list[tuple[float, int, str]] = []  # heap (detach_at, seq, port_id)
         self._seq = 0
+        # Called with the time on every settle(): v1 jobs finish there (simulator/jobs.py), without a timer.
+        self.on_settle: list[Callable[[float], None]] = []
+        self.on_state: list[Callable[[Server], None]] = []  # after a server's state was set
+        self.security_groups: dict[str, str] = {
+            g["id"]: str(g.get("name") or "") for g in seed.get("securityGroups", [])
+        }
         for n in seed["networks"]:
-            self.networks[n["id"]] = Network(n["id"], n["subnetId"], ipaddress.ip_network(n["cidr"], strict=False))
+            network = Network(n["id"], n["subnetId"], ipaddress.ip_network(n["cidr"], strict=False))
+            if n.get("ipv6Cidr"):
+                network.v6 = Network(n["id"], n["ipv6SubnetId"], ipaddress.ip_network(n["ipv6Cidr"], strict=False))
+            self.networks[n["id"]] = network
         for s in seed["servers"]:
             self.add_server(s["id"], int(s["maxNics"]), str(s.get("state") or "ACTIVE"))
         for p in seed["ports"]:
@@ -182,6 +200,8 @@ class World:
     def settle(self) -> None:
         """Finish every detach that is due."""
         now = self.clock()
+        for hook in self.on_settle:
+            hook(now)
         heap = self._detaching
         while heap and heap[0][0] <= now:
             _, _, port_id = heapq.heappop(heap)
@@ -198,10 +218,25 @@ class World:
         if port.created_by_nova:
             self._delete_port(port)
 
+    def remove_nic(self, port: Port) -> None:
+        """Huawei's v1 delete: the NIC leaves its server and the port is deleted, however it was attached."""
+        server = self.servers.get(port.server_id or "")
+        if server is not None:
+            server.ports.pop(port.id, None)
+        port.server_id = None
+        port.detach_at = None
+        self._delete_port(port)
+
     def _delete_port(self, port: Port) -> None:
         self.ports.pop(port.id, None)
         port.network.release(port.ip)
+        if port.ip6 is not None and port.network.v6 is not None:
+            port.network.v6.release(port.ip6)
         self.macs.discard(port.mac)
+
+    def default_security_groups(self) -> list[str]:
+        """What Neutron gives a new port: the project's group named "default", if the seed has one."""
+        return [gid for gid, name in self.security_groups.items() if name == "default"][:1]
 
     def port_state(self, port: Port) -> str:
         if port.server_id is None or port.down_forever:
@@ -210,9 +245,12 @@ class World:
         return "ACTIVE" if self.clock() - port.attached_at >= active_after else "DOWN"
 
     def view(self, port: Port, tag: bool = False) -> dict[str, Any]:
+        fixed = [{"subnet_id": port.network.subnet_id, "ip_address": port.network.ip_str(port.ip)}]
+        if port.ip6 is not None and port.network.v6 is not None:
+            fixed.append({"subnet_id": port.network.v6.subnet_id, "ip_address": port.network.v6.ip_str(port.ip6)})
         out: dict[str, Any] = {
             "port_state": self.port_state(port),
-            "fixed_ips": [{"subnet_id": port.network.subnet_id, "ip_address": port.network.ip_str(port.ip)}],
+            "fixed_ips": fixed,
             "port_id": port.id,
             "net_id": port.network.id,
             "mac_addr": port.mac,
@@ -245,6 +283,8 @@ class World:
                 port.attached_at = now - float(self.behaviour["activeAfter"])
             if state == "stopped" and port.detach_at == math.inf:
                 self._schedule_detach(port, now)
+        for hook in self.on_state:
+            hook(server)
 
     def add_network(self, net_id: str, subnet_id: str, cidr: str) -> Network:
         if net_id in self.networks:
@@ -291,6 +331,7 @@ class World:
         if mac is not None:
             self.macs.add(mac)
         port = Port(port_id, network, ip_int, mac or self.new_mac(), created_by_nova=False, primary=primary)
+        port.security_groups = self.default_security_groups()
         self.ports[port_id] = port
         if server_id is not None:
             server = self.servers[server_id]
@@ -395,38 +436,72 @@ class World:
         if not net_id and not port_id:
             # Nova would pick a network for the tenant; this simulator requires one explicitly.
             raise bad_request("Must input network_id or port_id")
+        ip = fixed_ips[0]["ip_address"] if fixed_ips else None
+        return self.plug(server, net_id=net_id, port_id=port_id, fixed_ip=ip)
+
+    def network_for(self, net_id: str) -> Network:
+        network = self.networks.get(net_id)
+        if network is None:
+            raise NovaError(
+                404,
+                "itemNotFound",
+                f"Network {net_id} could not be found.",
+                ecs=(400, "Ecs.0038", f"The subnet (network {net_id}) does not exist."),
+            )
+        return network
+
+    def free_port(self, port_id: str) -> Port:
+        port = self.ports.get(port_id)
+        if port is None:
+            raise not_found(f"Port {port_id} could not be found.")
+        if port.server_id is not None:
+            raise NovaError(
+                409,
+                "conflictingRequest",
+                f"Port {port_id} is still in use.",
+                ecs=(400, "Ecs.0919", f"The NIC {port_id} is attached to another instance ({port.server_id})."),
+            )
+        return port
+
+    def plug(
+        self,
+        server: Server,
+        *,
+        net_id: str | None = None,
+        port_id: str | None = None,
+        fixed_ip: str | None = None,
+        security_groups: list[str] | None = None,
+        ipv6: bool = False,
+        bandwidth: str | None = None,
+    ) -> Port:
+        """Attach an existing free port, or a new one on a network: the part of an attach after the request
+        was accepted (v2.1 at once, v1 when its job runs, so its refusals become the job's failure)."""
         if port_id:
-            port = self.ports.get(port_id)
-            if port is None:
-                raise not_found(f"Port {port_id} could not be found.")
-            if port.server_id is not None:
-                raise NovaError(
-                    409,
-                    "conflictingRequest",
-                    f"Port {port_id} is still in use.",
-                    ecs=(400, "Ecs.0919", f"The NIC {port_id} is attached to another instance ({port.server_id})."),
-                )
+            port = self.free_port(port_id)
             self._check_quota(server)
         else:
             assert net_id is not None
-            network = self.networks.get(net_id)
-            if network is None:
-                raise NovaError(
-                    404,
-                    "itemNotFound",
-                    f"Network {net_id} could not be found.",
-                    ecs=(400, "Ecs.0038", f"The subnet (network {net_id}) does not exist."),
-                )
+            network = self.network_for(net_id)
             self._check_quota(server)
+            if ipv6 and network.v6 is None:
+                raise bad_request(f"Network {net_id} has no IPv6 subnet.")
             new_id = self.new_uuid()
-            if fixed_ips:
-                ip_int = self._check_fixed_ip(network, fixed_ips[0]["ip_address"])
+            if fixed_ip:
+                ip_int = self._check_fixed_ip(network, fixed_ip)
                 network.take(ip_int, new_id)
             else:
                 ip_int = network.allocate(new_id)
             port = Port(new_id, network, ip_int, self.new_mac(), created_by_nova=True)
+            if ipv6 and network.v6 is not None:
+                try:
+                    port.ip6 = network.v6.allocate(new_id)
+                except NovaError:
+                    network.release(ip_int)
+                    raise
+                port.ipv6_bandwidth = bandwidth
+            port.security_groups = list(security_groups) if security_groups else self.default_security_groups()
             self.ports[new_id] = port
-        port.server_id = server_id
+        port.server_id = server.id
         port.attached_at = self.clock()
         port.detach_at = None
         port.down_forever = self.rng.random() < float(self.behaviour["attachStuckRate"] or 0)

@@ -151,7 +151,7 @@ class FakeKube:
         return self._commit(body)
 
     async def list_attachments(self, namespaces: tuple[str, ...]) -> tuple[list[Body], str]:
-        return [copy.deepcopy(b) for b in self.objects.values()], "1"
+        return [copy.deepcopy(b) for b in self.objects.values()], str(next(self._rv))  # the list's revision
 
     async def node_provider_id(self, name: str) -> str | None:
         if name not in self.nodes:

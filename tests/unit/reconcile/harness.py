@@ -33,7 +33,7 @@ class Harness:
         spec = CloudSpec("default", 1, "https://ecs.example.com", "p", None, "Token", "ops", "creds", 10.0, 20, None)
         cloud = Cloud(spec=spec, body_ref={}, status={}, client=self.cloud, ready=True, reason="Connected")  # type: ignore[arg-type]
         controller.clouds._clouds["default"] = cloud
-        controller._started_at -= 3600  # past the startup grace
+        controller.world.started_at -= 3600  # past the startup grace
         self.controller = controller
         for body in list(self.kube.objects.values()):
             controller.observe(copy.deepcopy(body))

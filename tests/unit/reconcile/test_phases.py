@@ -3,6 +3,7 @@ a crash or the cloud can create, with what must happen in the cloud and what the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -143,7 +144,7 @@ async def test_a_list_does_not_revive_an_object_deleted_while_it_ran() -> None:
         return stale, "1"
 
     h.kube.list_attachments = late_list  # type: ignore[method-assign]
-    await h.controller._know_all()
+    await h.controller.world.know_all()
     assert ("ns", "a") not in h.controller.objects
 
 
@@ -200,3 +201,132 @@ def test_status_portid_is_trusted_and_the_stale_intent_dropped() -> None:
         "status": {"portId": "p1", "serverId": SERVER},
     }
     assert Attachment.from_body(body).intent is None
+
+
+async def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing() -> None:
+    """Each failed attach records a new intent; one recorded while another attachment owned a port knows that
+    port. Copying back the first intent (signed, same object, a smaller baseline) once the port is orphaned
+    would make it look like the NIC this attachment's lost POST made."""
+    from ecs_nic_operator.cloud import errors
+
+    h = harness()
+    real_attach = h.cloud.attach
+
+    async def subnet_full(server_id: str, **kw: str | None) -> object:
+        if kw.get("net_id") == NET:
+            h.cloud.calls["attach"] += 1
+            raise errors.SubnetExhausted("attach", "No more IP addresses available on network", status=409)
+        return await real_attach(server_id, **kw)
+
+    h.cloud.attach = subnet_full  # type: ignore[assignment,method-assign]
+    h.kube.create("ns", "a", {"serverId": SERVER, "netId": NET})
+    await h.reconcile("ns")
+    first = h.obj("ns", "a")["metadata"]["annotations"][INTENT_ANNOTATION]  # type: ignore[index]
+    h.cloud.free_ports["p-x"] = NET
+    h.kube.create("team-x", "x", {"serverId": SERVER, "portId": "p-x"})
+    await h.settle(rounds=3)  # x attaches p-x; a's next intent knows it
+    assert h.obj("team-x", "x")["status"]["portId"] == "p-x"  # type: ignore[index]
+    h.kube.edit_spec("team-x", "x", deletionPolicy="Orphan")
+    h.kube.delete("team-x", "x")
+    await h.settle(rounds=3)
+    assert h.obj("team-x", "x") is None and "p-x" in h.cloud.servers[SERVER]
+
+    body = h.obj("ns", "a")
+    assert body is not None and body["metadata"]["annotations"][INTENT_ANNOTATION] != first
+    body["metadata"]["annotations"][INTENT_ANNOTATION] = first  # what a namespace user can write
+    h.kube._commit(body)
+    await h.settle(rounds=3)
+    assert h.condition("ns", "a").get("reason") == "IntentUnverifiable"
+    assert "earlier intent" in h.condition("ns", "a")["message"]
+    assert "portId" not in (h.obj("ns", "a") or {}).get("status", {})
+    h.kube.delete("ns", "a")
+    await h.settle(rounds=3)
+    assert "p-x" in h.cloud.servers[SERVER]  # never detached: it was never this attachment's
+
+
+LEGACY = '{"startedAt":"2026-11-30T10:00:00Z","knownPorts":null}'  # the previous release's unsigned intent
+LEGACY_STATUS = {
+    "observedGeneration": 1,
+    "conditions": [
+        {
+            "type": "Synced",
+            "status": "False",
+            "reason": "CloudUnavailable",
+            "message": "timed out",
+            "observedGeneration": 1,
+        }
+    ],
+}
+
+
+def upgraded_object(h: Harness, spec: dict[str, object], status: dict[str, object]) -> None:
+    """What the previous release left behind when its attach answer was lost: finalizer, unsigned intent, and
+    whatever status it had written."""
+    from ecs_nic_operator.config import FINALIZER
+
+    body = h.kube.create("ns", "a", spec, annotations={INTENT_ANNOTATION: LEGACY})
+    body["metadata"]["finalizers"] = [FINALIZER]
+    body["status"] = dict(status)
+    h.kube._commit(body)
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "reason"),
+    [
+        ({"portId": "p-lost"}, LEGACY_STATUS, "ReconcileSuccess"),  # corroborated: adopts the port it names
+        ({"portId": "p-lost"}, {}, "IntentUnverifiable"),  # the previous release never wrote status
+        ({"netId": NET}, LEGACY_STATUS, "IntentUnverifiable"),  # a baseline nothing can corroborate
+    ],
+    ids=["portId, status written", "portId, no status", "netId"],
+)
+async def test_an_unsigned_intent_of_the_previous_release(
+    spec: dict[str, object], status: dict[str, object], reason: str
+) -> None:
+    h = harness()
+    lost = h.cloud.new_port(NET)
+    h.cloud.servers[SERVER]["p-lost"] = dataclasses.replace(lost, port_id="p-lost")  # its POST had landed
+    foreign = h.cloud.attach_foreign(SERVER, NET)
+    upgraded_object(h, {"serverId": SERVER, **spec}, status)
+    h.controller = h.new_controller()
+    await h.settle()
+    assert h.condition("ns", "a").get("reason") == reason
+    body = h.obj("ns", "a")
+    assert body is not None
+    if reason == "IntentUnverifiable":
+        assert "previous release" in h.condition("ns", "a")["message"]
+        assert h.cloud.calls["attach"] == 0
+        assert "portId" not in body["status"]
+    else:
+        assert body["status"]["portId"] == "p-lost" and h.cloud.calls["attach"] == 0
+    h.kube.delete("ns", "a")
+    await h.settle()
+    assert h.obj("ns", "a") is None
+    assert foreign in h.cloud.servers[SERVER]
+    assert ("p-lost" in h.cloud.servers[SERVER]) == (reason == "IntentUnverifiable")
+
+
+async def test_a_relist_forgets_objects_deleted_while_the_watch_was_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf re-lists after a 410 without DELETED events: a LIST of our own drops the ghost and its claim."""
+    import copy
+
+    from ecs_nic_operator import controller as controller_module
+
+    monkeypatch.setattr(controller_module, "SWEEP_AFTER", 0.0)
+    h = harness()
+    h.cloud.free_ports["p-shared"] = NET
+    h.kube.create("team-a", "owner", {"serverId": SERVER, "portId": "p-shared"})
+    await h.settle()
+    h.kube.create("ns", "a", {"serverId": SERVER, "portId": "p-shared"})
+    await h.settle()
+    assert h.condition("ns", "a").get("reason") == "PortClaimed"
+    h.hold_events = True  # the watch is down: the owner's deletion is never delivered
+    del h.kube.objects[("team-a", "owner")]
+    h.hold_events = False
+    body = h.obj("ns", "a")
+    assert body is not None
+    h.controller.observe(copy.deepcopy(body), listed=True)  # kopf's re-list, from the top
+    assert h.controller._sweep is not None
+    await h.controller._sweep
+    assert ("team-a", "owner") not in h.controller.objects
+    await h.settle()
+    assert h.condition("ns", "a").get("reason") == "ReconcileSuccess"  # the claim went with the ghost

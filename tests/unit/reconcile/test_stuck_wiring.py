@@ -18,7 +18,7 @@ def harness(max_nics: int | None = None, settings: object = SETTINGS) -> Harness
     h = Harness()
     h.cloud.servers[SERVER] = {}
     h.cloud.max_nics = max_nics
-    h.controller.settings = settings  # type: ignore[assignment]
+    h.controller.world.settings = settings  # type: ignore[assignment]
     return h
 
 
@@ -148,7 +148,7 @@ async def test_a_detach_that_never_finishes_turns_detach_stuck_is_resent_and_rel
     assert "stop the server" in message and "deletionPolicy: Orphan" in message and "port_state ACTIVE" in message
     sent = h.cloud.calls["detach"]
     if restart:
-        h.new_controller().settings = QUICK  # type: ignore[assignment]
+        h.new_controller().world.settings = QUICK
     for _ in range(3):
         await h.reconcile("ns")
     assert h.cloud.calls["detach"] > sent  # sent again at the policy's pace (here: every look)

@@ -195,6 +195,8 @@ async def test_seeded_port_survives_detach(client: httpx.AsyncClient, sim: Simul
 
 
 async def test_repeated_delete_while_detaching_is_accepted(client: httpx.AsyncClient) -> None:
+    # Long enough that the second DELETE surely finds the port still detaching on a loaded machine.
+    assert (await client.put("/_simulator/behaviour", json={"detachAfter": 30})).status_code == 200
     pid = (await attach(client, net_id=NET)).json()["interfaceAttachment"]["port_id"]
     assert (await client.delete(iface_url(port=pid))).status_code == 202
     assert (await client.delete(iface_url(port=pid))).status_code == 202
