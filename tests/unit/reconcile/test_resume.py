@@ -25,9 +25,11 @@ async def test_ready_attachments_resumed_after_a_takeover_wait_behind_new_work()
     assert new is not None and new <= 0
     waits = {key: queue.due_in(key) for key in ready}
     assert all(w is not None and 0 < w <= SETTINGS.resync_period / 4 for w in waits.values()), waits
-    by_server: dict[str, set[float]] = {}
+    by_server: dict[str, list[float]] = {}
     for i, key in enumerate(ready):
-        by_server.setdefault(SERVERS[i % len(SERVERS)], set()).add(round(waits[key] or 0, 1))
-    # One phase per server (its attachments share one list call), different phases across servers.
-    assert all(len(phases) == 1 for phases in by_server.values()), by_server
-    assert len({min(p) for p in by_server.values()}) > 1
+        by_server.setdefault(SERVERS[i % len(SERVERS)], []).append(waits[key] or 0)
+    # One phase per server (its attachments share one list call), different phases across servers. The
+    # waits are read one after another, so the same phase may read a few milliseconds apart.
+    assert all(max(w) - min(w) < 0.25 for w in by_server.values()), by_server
+    phases = [min(w) for w in by_server.values()]
+    assert max(phases) - min(phases) > 0.5, by_server
