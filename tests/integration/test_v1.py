@@ -326,3 +326,29 @@ def test_a_failed_job_says_why_like_v2_1_and_makes_no_nic(
     assert "Ecs.0010" in (condition(obj, "Synced") or {}).get("message", "")
     assert v1_sim.ports_of(server) == []
     assert v1_sim.state()["jobs"]["batchAddNics"].get("FAIL", 0) >= 1 and jobs(v1_sim) == before + 1
+
+
+def test_deleting_while_a_lost_job_runs_waits_for_its_nic_and_detaches_it(
+    kube: Kube, v1_sim: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    v1_sim.behaviour(lostReplyRate=1.0, jobTime=6.0)
+    try:
+        before = jobs(v1_sim)
+        kube.create_attachment(namespace, "gone", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+        wait_for(
+            lambda: (condition(kube.get_attachment(namespace, "gone"), "Ready") or {}).get("reason")
+            == "AttachUnconfirmed",
+            timeout=30,
+            what="AttachUnconfirmed while the job runs",
+        )
+        v1_sim.behaviour(lostReplyRate=0.0)
+        assert v1_sim.ports_of(server) == []  # the job has not added its NIC yet
+        kube.delete_attachment(namespace, "gone")
+        # The deletion waits for the NIC the lost job adds: the resource is still there when the NIC appears.
+        wait_for(lambda: v1_sim.ports_of(server), timeout=30, what="the lost job's NIC")
+        assert kube.attachment_exists(namespace, "gone")
+        wait_for(lambda: not kube.attachment_exists(namespace, "gone"), timeout=60, what="deleted")
+    finally:
+        v1_sim.behaviour(lostReplyRate=0.0, jobTime=JOB_TIME)
+    assert jobs(v1_sim) == before + 1
+    assert v1_sim.ports_of(server) == []  # detached: nothing left behind

@@ -124,6 +124,20 @@ def unanswered(world: World, obj: Attachment, skey: ServerKey) -> Outcome | None
     return Outcome(write=Write(obj, None, verdict.conditions, event), next=Look(verdict.retry_in), label="deferred")
 
 
+def unanswered_delete(world: World, obj: Attachment, skey: ServerKey) -> Outcome | None:
+    """Deleting on v1, an intent with no job ID and no NIC of it on the server: release (None) only when its
+    POST is known to have made nothing; otherwise wait for the NIC (jobs.unanswered_delete)."""
+    assert obj.intent is not None
+    if world.v1.ended.get(obj.key) == obj.intent.started_at:
+        return None
+    settings = world.settings
+    verdict = jobs.unanswered_delete(
+        obj.intent, skey[1], settings.stuck_after, poll_delay(settings, world.v1.poll(obj.key)), settings.stuck_retry
+    )
+    event = ("Warning", Reason.ATTACH_UNCONFIRMED, verdict.conditions[0].message)
+    return Outcome(write=Write(obj, None, verdict.conditions, event), next=Look(verdict.retry_in), label="deferred")
+
+
 async def nic_before_delete(world: World, obj: Attachment, client: EcsClient, skey: ServerKey) -> Outcome | str | None:
     """Deleting while an attach job is recorded: its NIC must not appear after the finalizer is gone, so wait for
     the job to end; then the NIC it made (None: it made none)."""
