@@ -336,8 +336,9 @@ def test_deleting_while_a_lost_job_runs_waits_for_its_nic_and_detaches_it(
         before = jobs(v1_sim)
         kube.create_attachment(namespace, "gone", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
         wait_for(
-            lambda: (condition(kube.get_attachment(namespace, "gone"), "Ready") or {}).get("reason")
-            == "AttachUnconfirmed",
+            lambda: (
+                (condition(kube.get_attachment(namespace, "gone"), "Ready") or {}).get("reason") == "AttachUnconfirmed"
+            ),
             timeout=30,
             what="AttachUnconfirmed while the job runs",
         )
