@@ -353,3 +353,38 @@ def test_deleting_while_a_lost_job_runs_waits_for_its_nic_and_detaches_it(
         v1_sim.behaviour(lostReplyRate=0.0, jobTime=JOB_TIME)
     assert jobs(v1_sim) == before + 1
     assert v1_sim.ports_of(server) == []  # detached: nothing left behind
+
+
+def test_a_lost_answer_never_adopts_the_nic_of_another_attachments_running_job(
+    kube: Kube, v1_sim: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    before = jobs(v1_sim)
+    v1_sim.behaviour(lostReplyRate=1.0, jobTime=10.0)  # "slow" loses its job ID; its NIC comes late
+    try:
+        kube.create_attachment(namespace, "slow", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+        wait_for(
+            lambda: (
+                (condition(kube.get_attachment(namespace, "slow"), "Ready") or {}).get("reason") == "AttachUnconfirmed"
+            ),
+            timeout=30,
+            what="AttachUnconfirmed",
+        )
+        # "fast", on the same network, gets its job ID; paused at once, it does not follow the job for a while,
+        # so its NIC is listed (and new to slow's baseline) long before its job's SUCCESS is written.
+        v1_sim.behaviour(lostReplyRate=0.0, jobTime=3.0)
+        kube.create_attachment(namespace, "fast", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+        wait_for(
+            lambda: kube.get_attachment(namespace, "fast").get("status", {}).get("jobId"), timeout=30, what="jobId"
+        )
+        kube.patch_attachment(namespace, "fast", {"metadata": {"annotations": {"ecsnic.io/paused": "true"}}})
+        assert "portId" not in kube.get_attachment(namespace, "fast")["status"]
+        wait_for(lambda: len(v1_sim.ports_of(server)) == 2, timeout=30, what="both jobs' NICs")
+        kube.patch_attachment(namespace, "fast", {"metadata": {"annotations": {"ecsnic.io/paused": None}}})
+        fast = wait_for(lambda: ready(kube, namespace, "fast"), timeout=60, what="fast Ready")
+        slow = wait_for(lambda: ready(kube, namespace, "slow"), timeout=60, what="slow adopts its own NIC")
+    finally:
+        v1_sim.behaviour(lostReplyRate=0.0, jobTime=JOB_TIME)
+    assert jobs(v1_sim) == before + 2
+    mine, theirs = slow["status"]["portId"], fast["status"]["portId"]
+    assert mine != theirs  # each has its own NIC: none owned twice, none owned by nobody
+    assert sorted(n["port_id"] for n in v1_sim.ports_of(server)) == sorted([mine, theirs])
