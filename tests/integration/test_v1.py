@@ -388,3 +388,26 @@ def test_a_lost_answer_never_adopts_the_nic_of_another_attachments_running_job(
     mine, theirs = slow["status"]["portId"], fast["status"]["portId"]
     assert mine != theirs  # each has its own NIC: none owned twice, none owned by nobody
     assert sorted(n["port_id"] for n in v1_sim.ports_of(server)) == sorted([mine, theirs])
+
+
+def test_a_crash_while_the_delete_job_runs_sends_no_second_one(
+    kube: Kube, v1_sim: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    kube.create_attachment(namespace, "del", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+    wait_for(lambda: ready(kube, namespace, "del"), timeout=60, what="Ready")
+    before = jobs(v1_sim, "batchDeleteNics")
+    v1_sim.behaviour(jobTime=12.0)  # longer than a restart takes
+    try:
+        kube.delete_attachment(namespace, "del")
+        wait_for(
+            lambda: kube.get_attachment(namespace, "del").get("status", {}).get("jobId"),
+            timeout=30,
+            what="the delete job's ID in status",
+        )
+        own_operator.kill()
+        own_operator.start()
+        wait_for(lambda: not kube.attachment_exists(namespace, "del"), timeout=90, what="deleted after the restart")
+    finally:
+        v1_sim.behaviour(jobTime=JOB_TIME)
+    assert v1_sim.ports_of(server) == []
+    assert jobs(v1_sim, "batchDeleteNics") == before + 1  # the restarted operator awaited the recorded job

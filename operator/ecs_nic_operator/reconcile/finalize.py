@@ -85,9 +85,17 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
                 return waiting
             return Outcome(release=True)
         detaching = memory.detaching.get(obj.key)
+        if detaching is None and obj.job_id and port_id == obj.port_id:
+            # -- issue 13: status names a v1 delete job (an attach job never sits beside a portId): a restart
+            # met it, so the list is awaited as for a DELETE just answered, not a second job sent at once (the
+            # DELETE goes again only if the port stays listed, as after a lost answer).
+            detaching = memory.detaching[obj.key] = (port_id, time.monotonic(), False)
+            memory.polls[obj.key] = 1
+            started = stuck_since(obj.status, Reason.DETACH_STUCK, time.monotonic(), settings.stuck_after)
+            memory.detach_since.setdefault(obj.key, (port_id, started))
         if detaching is None or detaching[0] != port_id:
             # Straight to the DELETE: a port already gone answers 404, which the next look confirms.
-            await send_detach(world, obj, client, skey, port_id)
+            delete_job = await send_detach(world, obj, client, skey, port_id)
             memory.polls[obj.key] = 0
             since = memory.detach_since.get(obj.key)
             if since is None or since[0] != port_id:
@@ -101,8 +109,11 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
             wanted = [Condition(READY, False, Reason.DETACHING, message), SYNCED_OK]
             # A NIC found (by its job or adopted) goes to status with this write: after a restart the port is
             # then known, not sought again by an intent whose NIC has already left the list.
-            found_now = {"serverId": server, "portId": port_id, "jobId": None} if port_id != obj.port_id else None
-            return Outcome(write=Write(obj, found_now, wanted, ("Normal", "Detaching", message)), next=look)
+            fields: dict[str, object] = {"serverId": server, "portId": port_id} if port_id != obj.port_id else {}
+            if delete_job or obj.job_id:
+                fields["jobId"] = delete_job  # the v1 delete job, in the write that says Detaching anyway
+            write = Write(obj, fields or None, wanted, ("Normal", "Detaching", message))
+            return Outcome(write=write, next=look)
         answered = detaching[1]
         # Any list sent after the DELETE was answered that no longer shows the port settles it, so a server's
         # detaching ports share one list; otherwise look now.
@@ -153,15 +164,17 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
     return Outcome(release=True, events=(done,))
 
 
-async def send_detach(world: World, obj: Attachment, client: EcsClient, skey: ServerKey, port_id: str) -> None:
-    """The DELETE, remembered with when it was answered and whether that answer was a 404."""
+async def send_detach(world: World, obj: Attachment, client: EcsClient, skey: ServerKey, port_id: str) -> str | None:
+    """The DELETE, remembered with when it was answered and whether that answer was a 404; the v1 job's ID."""
     not_found = False
+    job_id = None
     async with world.views.lock(skey):
         try:
-            await v1.detach(client, obj, skey[1], port_id)  # issue 13: v1 deletes the port, a portId one survives
+            job_id = await v1.detach(client, obj, skey[1], port_id)  # issue 13: v1 deletes the port
         except errors.NotFound:
             not_found = True
     world.memory.detaching[obj.key] = (port_id, time.monotonic(), not_found)
+    return job_id
 
 
 async def still_stuck(

@@ -150,11 +150,13 @@ async def nic_before_delete(world: World, obj: Attachment, client: EcsClient, sk
     return found.nic_id
 
 
-async def detach(client: EcsClient, obj: Attachment, server: str, port_id: str) -> None:
+async def detach(client: EcsClient, obj: Attachment, server: str, port_id: str) -> str | None:
     """v1 deletes the port with the NIC. A port the spec named by portId is not ours to delete: it is detached
-    through v2.1's os-interface DELETE, so it survives as it does on v2.1 (docs/operations.md)."""
+    through v2.1's os-interface DELETE, so it survives as it does on v2.1 (docs/operations.md). Returns the
+    v1 delete job's ID (None on v2.1)."""
     if getattr(client, "api", "v2.1") == "v1" and not obj.spec.port_id:
         job_id = await client.delete_nics(server, [port_id])
         log.info("%s/%s: v1 delete job %s for port %s", obj.namespace, obj.name, job_id, port_id)
-        return
+        return job_id
     await client.detach(server, port_id)
+    return None
