@@ -326,3 +326,88 @@ def test_a_failed_job_says_why_like_v2_1_and_makes_no_nic(
     assert "Ecs.0010" in (condition(obj, "Synced") or {}).get("message", "")
     assert v1_sim.ports_of(server) == []
     assert v1_sim.state()["jobs"]["batchAddNics"].get("FAIL", 0) >= 1 and jobs(v1_sim) == before + 1
+
+
+def test_deleting_while_a_lost_job_runs_waits_for_its_nic_and_detaches_it(
+    kube: Kube, v1_sim: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    v1_sim.behaviour(lostReplyRate=1.0, jobTime=6.0)
+    try:
+        before = jobs(v1_sim)
+        kube.create_attachment(namespace, "gone", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+        wait_for(
+            lambda: (
+                (condition(kube.get_attachment(namespace, "gone"), "Ready") or {}).get("reason") == "AttachUnconfirmed"
+            ),
+            timeout=30,
+            what="AttachUnconfirmed while the job runs",
+        )
+        v1_sim.behaviour(lostReplyRate=0.0)
+        assert v1_sim.ports_of(server) == []  # the job has not added its NIC yet
+        kube.delete_attachment(namespace, "gone")
+        # The deletion waits for the NIC the lost job adds: the resource is still there when the NIC appears.
+        wait_for(lambda: v1_sim.ports_of(server), timeout=30, what="the lost job's NIC")
+        assert kube.attachment_exists(namespace, "gone")
+        wait_for(lambda: not kube.attachment_exists(namespace, "gone"), timeout=60, what="deleted")
+    finally:
+        v1_sim.behaviour(lostReplyRate=0.0, jobTime=JOB_TIME)
+    assert jobs(v1_sim) == before + 1
+    assert v1_sim.ports_of(server) == []  # detached: nothing left behind
+
+
+def test_a_lost_answer_never_adopts_the_nic_of_another_attachments_running_job(
+    kube: Kube, v1_sim: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    before = jobs(v1_sim)
+    v1_sim.behaviour(lostReplyRate=1.0, jobTime=10.0)  # "slow" loses its job ID; its NIC comes late
+    try:
+        kube.create_attachment(namespace, "slow", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+        wait_for(
+            lambda: (
+                (condition(kube.get_attachment(namespace, "slow"), "Ready") or {}).get("reason") == "AttachUnconfirmed"
+            ),
+            timeout=30,
+            what="AttachUnconfirmed",
+        )
+        # "fast", on the same network, gets its job ID; paused at once, it does not follow the job for a while,
+        # so its NIC is listed (and new to slow's baseline) long before its job's SUCCESS is written.
+        v1_sim.behaviour(lostReplyRate=0.0, jobTime=3.0)
+        kube.create_attachment(namespace, "fast", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+        wait_for(
+            lambda: kube.get_attachment(namespace, "fast").get("status", {}).get("jobId"), timeout=30, what="jobId"
+        )
+        kube.patch_attachment(namespace, "fast", {"metadata": {"annotations": {"ecsnic.io/paused": "true"}}})
+        assert "portId" not in kube.get_attachment(namespace, "fast")["status"]
+        wait_for(lambda: len(v1_sim.ports_of(server)) == 2, timeout=30, what="both jobs' NICs")
+        kube.patch_attachment(namespace, "fast", {"metadata": {"annotations": {"ecsnic.io/paused": None}}})
+        fast = wait_for(lambda: ready(kube, namespace, "fast"), timeout=60, what="fast Ready")
+        slow = wait_for(lambda: ready(kube, namespace, "slow"), timeout=60, what="slow adopts its own NIC")
+    finally:
+        v1_sim.behaviour(lostReplyRate=0.0, jobTime=JOB_TIME)
+    assert jobs(v1_sim) == before + 2
+    mine, theirs = slow["status"]["portId"], fast["status"]["portId"]
+    assert mine != theirs  # each has its own NIC: none owned twice, none owned by nobody
+    assert sorted(n["port_id"] for n in v1_sim.ports_of(server)) == sorted([mine, theirs])
+
+
+def test_a_crash_while_the_delete_job_runs_sends_no_second_one(
+    kube: Kube, v1_sim: SimulatorProcess, own_operator: OperatorProcess, namespace: str, server: str
+) -> None:
+    kube.create_attachment(namespace, "del", {"cloudRef": {"name": "v1"}, "serverId": server, "netId": NET})
+    wait_for(lambda: ready(kube, namespace, "del"), timeout=60, what="Ready")
+    before = jobs(v1_sim, "batchDeleteNics")
+    v1_sim.behaviour(jobTime=12.0)  # longer than a restart takes
+    try:
+        kube.delete_attachment(namespace, "del")
+        wait_for(
+            lambda: kube.get_attachment(namespace, "del").get("status", {}).get("jobId"),
+            timeout=30,
+            what="the delete job's ID in status",
+        )
+        own_operator.kill()
+        own_operator.start()
+        wait_for(lambda: not kube.attachment_exists(namespace, "del"), timeout=90, what="deleted after the restart")
+    finally:
+        v1_sim.behaviour(jobTime=JOB_TIME)
+    assert v1_sim.ports_of(server) == []
+    assert jobs(v1_sim, "batchDeleteNics") == before + 1  # the restarted operator awaited the recorded job

@@ -21,9 +21,11 @@ def adoptable(
     claimed: Collection[str],
     others_known: Collection[Collection[str]] = (),
     reserved_ips: Collection[tuple[str, str]] = (),
+    running_jobs: Collection[tuple[str, Collection[str] | None]] = (),
 ) -> InterfaceAttachment | None:
     """The port to adopt, or None. ``claimed`` are port IDs other attachments on this server own;
-    ``others_known`` the known ports of other attachments on this server whose attach is unanswered too."""
+    ``others_known`` the known ports of other attachments on this server whose attach is unanswered too;
+    ``running_jobs`` the (network, baseline) of other attachments' v1 attach jobs that have not ended."""
     if spec.port_id:
         # Named by our spec, but owned by another attachment: never ours to adopt (nor, later, to detach).
         return None if spec.port_id in claimed else ports.get(spec.port_id)
@@ -44,6 +46,11 @@ def adoptable(
         for p in candidates
         if p.port_id not in known and not any((p.net_id, ip.ip_address) in reserved for ip in p.fixed_ips)
     ]
+    # A port new to a running v1 job's baseline, on its network, may be what that job made: not ours to take
+    # until the job ends and names its NIC (a wrong take would leave our own NIC unowned).
+    for net, baseline in running_jobs:
+        if net == spec.net_id:
+            fresh = [p for p in fresh if baseline is not None and p.port_id in baseline]
     # Another unanswered attach (a crash lost both answers) whose intent already knew one of these ports was
     # recorded after ours, so our POST had landed by then: ours is among the ports it knew, and those it
     # did not know may be its own.

@@ -63,6 +63,8 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
     done: Event
     try:
         port_id = obj.port_id
+        if port_id is None and (sent := memory.detaching.get(obj.key)) is not None:
+            port_id = sent[0]  # adopted and detached already: its leaving the list is what is awaited now
         if obj.job_id and port_id is None:  # -- issue 13: an attach job may still add a NIC
             job_nic = await v1.nic_before_delete(world, obj, client, skey)
             if isinstance(job_nic, Outcome):
@@ -77,11 +79,23 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
                     found = adoptable(obj.spec, obj.intent, ports, *rivals(world.store, skey, obj.key, signer))
                     port_id = found.port_id if found else port_id
         if port_id is None:
+            # -- issue 13: a lost v1 answer: its job may add the NIC after the finalizer went (a leak)
+            lost = cloud.spec.api == "v1" and obj.intent is not None and not obj.job_id
+            if lost and (waiting := v1.unanswered_delete(world, obj, skey)) is not None:
+                return waiting
             return Outcome(release=True)
         detaching = memory.detaching.get(obj.key)
+        if detaching is None and obj.job_id and port_id == obj.port_id:
+            # -- issue 13: status names a v1 delete job (an attach job never sits beside a portId): a restart
+            # met it, so the list is awaited as for a DELETE just answered, not a second job sent at once (the
+            # DELETE goes again only if the port stays listed, as after a lost answer).
+            detaching = memory.detaching[obj.key] = (port_id, time.monotonic(), False)
+            memory.polls[obj.key] = 1
+            started = stuck_since(obj.status, Reason.DETACH_STUCK, time.monotonic(), settings.stuck_after)
+            memory.detach_since.setdefault(obj.key, (port_id, started))
         if detaching is None or detaching[0] != port_id:
             # Straight to the DELETE: a port already gone answers 404, which the next look confirms.
-            await send_detach(world, obj, client, skey, port_id)
+            delete_job = await send_detach(world, obj, client, skey, port_id)
             memory.polls[obj.key] = 0
             since = memory.detach_since.get(obj.key)
             if since is None or since[0] != port_id:
@@ -93,7 +107,13 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
                 return Outcome(next=look)  # still reported stuck: a DELETE sent again changes nothing visible
             message = f"detaching port {port_id} from server {server}"
             wanted = [Condition(READY, False, Reason.DETACHING, message), SYNCED_OK]
-            return Outcome(write=Write(obj, None, wanted, ("Normal", "Detaching", message)), next=look)
+            # A NIC found (by its job or adopted) goes to status with this write: after a restart the port is
+            # then known, not sought again by an intent whose NIC has already left the list.
+            fields: dict[str, object] = {"serverId": server, "portId": port_id} if port_id != obj.port_id else {}
+            if delete_job or obj.job_id:
+                fields["jobId"] = delete_job  # the v1 delete job, in the write that says Detaching anyway
+            write = Write(obj, fields or None, wanted, ("Normal", "Detaching", message))
+            return Outcome(write=write, next=look)
         answered = detaching[1]
         # Any list sent after the DELETE was answered that no longer shows the port settles it, so a server's
         # detaching ports share one list; otherwise look now.
@@ -144,15 +164,17 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
     return Outcome(release=True, events=(done,))
 
 
-async def send_detach(world: World, obj: Attachment, client: EcsClient, skey: ServerKey, port_id: str) -> None:
-    """The DELETE, remembered with when it was answered and whether that answer was a 404."""
+async def send_detach(world: World, obj: Attachment, client: EcsClient, skey: ServerKey, port_id: str) -> str | None:
+    """The DELETE, remembered with when it was answered and whether that answer was a 404; the v1 job's ID."""
     not_found = False
+    job_id = None
     async with world.views.lock(skey):
         try:
-            await v1.detach(client, obj, skey[1], port_id)  # issue 13: v1 deletes the port, a portId one survives
+            job_id = await v1.detach(client, obj, skey[1], port_id)  # issue 13: v1 deletes the port
         except errors.NotFound:
             not_found = True
     world.memory.detaching[obj.key] = (port_id, time.monotonic(), not_found)
+    return job_id
 
 
 async def still_stuck(

@@ -135,6 +135,30 @@ def unanswered(
     )
 
 
+def unanswered_delete(
+    intent: Intent, server: str, bound: float, poll: float, retry: float, now: datetime | None = None
+) -> Unanswered:
+    """Deleting while an attach's answer (the job ID) is lost: its job may still add the NIC after the finalizer
+    went, which would leak it. So the deletion waits like the attach does, listing the server, and detaches
+    the NIC once it appears. After the bound it keeps the finalizer and keeps listing at the slow pace (a NIC
+    that appears even then is still detached), and says how a person lets go: never a silent release."""
+    age = _age(intent, now or datetime.now(UTC))
+    if age is not None and age < bound:
+        message = (
+            f"deletion waits: a v1 attach was sent to server {server} at {intent.started_at} and its answer (the "
+            f"job ID) was lost, so its job may still add a NIC, which would then be left attached; the server is "
+            f"listed until {bound:.0f} s have passed and that NIC is detached if it appears"
+        )
+        return Unanswered(False, [Condition(READY, False, Reason.ATTACH_UNCONFIRMED, message)], poll)
+    message = (
+        f"deletion waits: a v1 attach was sent to server {server} at {intent.started_at}, its answer (the job "
+        f"ID) was lost and no NIC of it appeared within {bound:.0f} s. The finalizer stays, and a NIC of it that "
+        "still appears is detached. Check the server: if it has no NIC of this resource, set "
+        "spec.deletionPolicy: Orphan (or remove the ecsnic.io/finalizer finalizer) to let the deletion finish"
+    )
+    return Unanswered(True, [Condition(READY, False, Reason.ATTACH_UNCONFIRMED, message)], retry)
+
+
 @dataclass
 class V1Memory:
     # Intents (by their startedAt) whose POST is known to have made no NIC: refused before it took effect, or

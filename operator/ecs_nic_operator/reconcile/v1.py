@@ -124,6 +124,20 @@ def unanswered(world: World, obj: Attachment, skey: ServerKey) -> Outcome | None
     return Outcome(write=Write(obj, None, verdict.conditions, event), next=Look(verdict.retry_in), label="deferred")
 
 
+def unanswered_delete(world: World, obj: Attachment, skey: ServerKey) -> Outcome | None:
+    """Deleting on v1, an intent with no job ID and no NIC of it on the server: release (None) only when its
+    POST is known to have made nothing; otherwise wait for the NIC (jobs.unanswered_delete)."""
+    assert obj.intent is not None
+    if world.v1.ended.get(obj.key) == obj.intent.started_at:
+        return None
+    settings = world.settings
+    verdict = jobs.unanswered_delete(
+        obj.intent, skey[1], settings.stuck_after, poll_delay(settings, world.v1.poll(obj.key)), settings.stuck_retry
+    )
+    event = ("Warning", Reason.ATTACH_UNCONFIRMED, verdict.conditions[0].message)
+    return Outcome(write=Write(obj, None, verdict.conditions, event), next=Look(verdict.retry_in), label="deferred")
+
+
 async def nic_before_delete(world: World, obj: Attachment, client: EcsClient, skey: ServerKey) -> Outcome | str | None:
     """Deleting while an attach job is recorded: its NIC must not appear after the finalizer is gone, so wait for
     the job to end; then the NIC it made (None: it made none)."""
@@ -136,11 +150,13 @@ async def nic_before_delete(world: World, obj: Attachment, client: EcsClient, sk
     return found.nic_id
 
 
-async def detach(client: EcsClient, obj: Attachment, server: str, port_id: str) -> None:
+async def detach(client: EcsClient, obj: Attachment, server: str, port_id: str) -> str | None:
     """v1 deletes the port with the NIC. A port the spec named by portId is not ours to delete: it is detached
-    through v2.1's os-interface DELETE, so it survives as it does on v2.1 (docs/operations.md)."""
+    through v2.1's os-interface DELETE, so it survives as it does on v2.1 (docs/operations.md). Returns the
+    v1 delete job's ID (None on v2.1)."""
     if getattr(client, "api", "v2.1") == "v1" and not obj.spec.port_id:
         job_id = await client.delete_nics(server, [port_id])
         log.info("%s/%s: v1 delete job %s for port %s", obj.namespace, obj.name, job_id, port_id)
-        return
+        return job_id
     await client.detach(server, port_id)
+    return None
