@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 
 from ecs_nic_operator import GROUP, VERSION
@@ -42,6 +43,13 @@ class Gone(Exception):
 # Waiting threads cost no CPU; each keeps one connection (the pool of connections is sized to match).
 KUBE_THREADS = 32
 
+# urllib3 would retry a GET that timed out on the next pooled connection, which a dropped NAT entry froze as
+# well: up to four read timeouts for one call. A call that times out fails at once instead (the reconcile
+# retries it), and Kube drops every pooled connection with it, so the retry opens a fresh one.
+NO_READ_RETRIES = urllib3.util.Retry(total=3, connect=3, read=0, redirect=0, status=0, other=0)
+# What says the connection under a call is dead, rather than the API server's answer.
+DEAD_CONNECTION = (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError, urllib3.exceptions.MaxRetryError)
+
 
 def load_config() -> client.ApiClient:
     try:
@@ -50,6 +58,7 @@ def load_config() -> client.ApiClient:
         config.load_kube_config()  # type: ignore[no-untyped-call]
     configuration = client.Configuration.get_default_copy()
     configuration.connection_pool_maxsize = KUBE_THREADS
+    configuration.retries = NO_READ_RETRIES
     return client.ApiClient(configuration)
 
 
@@ -65,6 +74,14 @@ class Kube:
     timeout: tuple[float, float] = (5.0, 30.0)
     page_size: int = 500
     _ttl_cache: dict[tuple[str, str], tuple[float, Any]] = field(default_factory=dict)
+
+    def drop_connections(self) -> None:
+        """Close every pooled connection: after one went silent the others, opened over the same path, are
+        likely dead too, and each would cost a whole read timeout before the pool replaced it."""
+        rest = getattr(self.api, "rest_client", None)
+        manager = getattr(rest, "pool_manager", None)
+        if manager is not None:
+            manager.clear()
 
     @property
     def custom(self) -> client.CustomObjectsApi:
@@ -85,6 +102,9 @@ class Kube:
 
         try:
             return await loop.run_in_executor(self.pool, call)
+        except DEAD_CONNECTION:
+            self.drop_connections()
+            raise
         except client.ApiException as exc:
             if exc.status == 409:
                 raise Conflict(str(exc.reason)) from None
