@@ -28,8 +28,8 @@ from tests.integration.identity import SYSTEM_NS, can_i, own_control_plane, serv
 from tests.integration.kube import Kube, condition
 
 RBAC = repo_root() / "deploy" / "manifests" / "rbac.yaml"
-# A 403 as a status, not as digits inside a port number or an ID (a random port 40391 once matched "403").
-FORBIDDEN = re.compile(r"(?<![\w.:-])403(?![\w.:-])|[Ff]orbidden")
+# A 403 as a status, not as digits inside a port number, an ID or a log timestamp's milliseconds (",403").
+FORBIDDEN = re.compile(r"(?<![\w.:,-])403(?![\w.:-])|[Ff]orbidden")
 
 
 def rbac_docs() -> list[dict[str, Any]]:
