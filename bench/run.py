@@ -286,10 +286,12 @@ class Bench:
         start = time.monotonic()
         self.create(ns, ((f"sw-{i:05d}", i % p.servers) for i in range(p.n)))
         ready = 0
+        curve: list[tuple[float, int]] = []
         while ready < p.n:
             if time.monotonic() - start > max(600.0, 20 * p.n / p.qps + 20 * latency):
                 raise RuntimeError(f"only {ready}/{p.n} Ready after {time.monotonic() - start:.0f} s")
             ready = sum(1 for o in self.list(ns) if self.is_ready(o))
+            curve.append((round(time.monotonic() - start, 1), ready))
             rss_peak = max(rss_peak, proc.memory_info().rss)
             if ready < p.n:
                 time.sleep(0.25)
@@ -312,6 +314,9 @@ class Bench:
             # Under a starved CPU this, not the ceiling, sets the pace: CPU share / CPU per attachment.
             "operator_cpu_ms_per_attach": round(cpu / p.n * 1000, 1),
             "load_average_1m": round(os.getloadavg()[0], 2),
+            # Where a ratio above 1 comes from: a slow start, a gap, or a tail.
+            "calls_per_second": state["callsPerSecond"],
+            "ready_curve": curve[:: max(1, len(curve) // 60)],
         }
         self.note_peak(state)
         self.sim.reset_counters()

@@ -18,7 +18,9 @@ SMOOTHING = 0.05
 UNLIMITED = 1 << 20
 # Calls queued for a token beyond this many seconds of the ceiling mean more are running than the ceiling
 # serves, whatever the latency estimate says (a starved event loop makes every call look slower than the
-# cloud is): then the cloud asks for nothing more until the queue is back under it.
+# cloud is): each one beyond it takes one off what the cloud asks for. Not all of it at once: dropping the
+# ask to nothing stalled every server's chain of attaches until the queue had drained, then let them all
+# in together, and the ceiling went unused in between (2 s latency: 25-35 calls/s against 47.5).
 MAX_BACKLOG = 0.5
 
 
@@ -96,9 +98,8 @@ class TokenBucket:
         the burst. More in flight only queue here, ahead of calls that matter more (see WorkQueue)."""
         if self.qps <= 0:
             return UNLIMITED
-        if self.waiting > self.qps * MAX_BACKLOG:
-            return 0
-        return math.ceil(self.qps * self.latency.estimate() * HEADROOM) + self.burst
+        excess = max(0, self.waiting - math.floor(self.qps * MAX_BACKLOG))
+        return max(0, math.ceil(self.qps * self.latency.estimate() * HEADROOM) + self.burst - excess)
 
     def _refill(self, now: float) -> None:
         if self._updated is not None:

@@ -91,10 +91,15 @@ async def attach(
             if waiting is not None:
                 return waiting
         if port is None:
+            baseline = bool(spec.net_id and not spec.fixed_ip)
+            which = (cloud.spec.name, cloud.spec.endpoint, cloud.spec.project_id)
+            if baseline and world.room.stale(which, skey, ROOM_MAX_AGE):
+                # One call for the baseline and the count, where the cloud answers both (see room.list_counting)
+                await world.views.ports(client, skey, 0, lambda: world.room.list_counting(client, which, skey))
             if (full := await room(world, obj, cloud, skey)) is not None:
                 return full
             known: tuple[str, ...] | None = None
-            if spec.net_id and not spec.fixed_ip:
+            if baseline:
                 # The baseline need not be a list made just now (see pacing.BASELINE_MAX_AGE): a server's
                 # queued attaches share one baseline list instead of one each.
                 ports = await world.views.ports(client, skey, BASELINE_MAX_AGE)

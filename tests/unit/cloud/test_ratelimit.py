@@ -172,7 +172,7 @@ def test_useful_in_flight_follows_littles_law() -> None:
     assert TokenBucket(qps=0, burst=0).useful_in_flight() == UNLIMITED
 
 
-async def test_a_queue_for_tokens_beyond_half_a_second_of_the_ceiling_asks_for_nothing_more() -> None:
+async def test_each_call_queued_beyond_half_a_second_of_the_ceiling_takes_one_off_the_ask() -> None:
     clock = FakeClock()  # stands still: queued callers stay queued
     bucket = TokenBucket(qps=10, burst=1, clock=clock)
     call = bucket.latency.sent()
@@ -183,7 +183,12 @@ async def test_a_queue_for_tokens_beyond_half_a_second_of_the_ceiling_asks_for_n
     for _ in range(5):
         await asyncio.sleep(0)
     assert bucket.waiting == 7  # the first took the one token at once
-    assert bucket.useful_in_flight() == 0  # 7 queued > 10/s x 0.5 s: more would only queue
+    assert bucket.useful_in_flight() == 29  # 7 queued, 2 beyond 10/s x 0.5 s: two fewer would keep it busy
+    more = [asyncio.create_task(bucket.acquire()) for _ in range(40)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert bucket.useful_in_flight() == 0  # 42 beyond: asks for nothing more, never less than nothing
+    tasks += more
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
