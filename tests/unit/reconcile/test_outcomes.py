@@ -270,7 +270,7 @@ ROWS = [
         "attach, another new one on the server",
         second_on_server,
         attach_phase,
-        look=(FIRST + RUN_FALLBACK, FIRST + RUN_FALLBACK),
+        look=(FIRST + RUN_FALLBACK, FIRST + RUN_FALLBACK + 0.5),  # plus b's attach, as long as a's took
         wake=("b",),
         calls={"list_with_room": 1, "list": 1, "attach": 1},
     ),
