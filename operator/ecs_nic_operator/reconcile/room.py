@@ -32,6 +32,7 @@ class Room:
     def __init__(self) -> None:
         self._free: dict[ServerKey, tuple[float, int]] = {}  # when the cloud was asked, free NICs now
         self._unknown: set[CloudId] = set()  # clouds that have no attachable-count API
+        self._no_combined: set[CloudId] = set()  # clouds whose v1 list does not answer the count
 
     async def free(self, client: EcsClient, cloud: CloudId, skey: ServerKey, max_age: float) -> int | None:
         """Free NIC slots on the server (None: the cloud does not tell), from a count no older than max_age."""
@@ -61,30 +62,32 @@ class Room:
         return free
 
     def stale(self, cloud: CloudId, skey: ServerKey, max_age: float) -> bool:
-        """free() would ask the cloud now."""
+        """free() would ask the cloud now, and the v1 list could answer it (see list_counting)."""
         cached = self._free.get(skey)
-        return cloud not in self._unknown and (cached is None or time.monotonic() - cached[0] > max_age)
+        fresh = cached is not None and time.monotonic() - cached[0] <= max_age
+        return not fresh and cloud not in self._unknown and cloud not in self._no_combined
 
     async def list_counting(self, client: EcsClient, cloud: CloudId, skey: ServerKey) -> list[InterfaceAttachment]:
         """The server's NICs, and its free count on the way where one call answers both (Huawei's v1 list): an
-        attach that needs a baseline list and a count then costs one call, not two. Elsewhere the v2.1 list."""
-        if cloud not in self._unknown:
+        attach that needs a baseline list and a count then costs one call, not two. Where the v1 list cannot
+        (no v1 API, an IAM policy allowing only the count's own call, no count in the answer) the cloud is
+        remembered, this list is the v2.1 one, and free() asks for the count alone as before."""
+        if cloud not in self._no_combined:
             asked = time.monotonic()
             try:
                 both = await client.list_with_room(skey[1])
-            except errors.AuthError as exc:
-                log.warning("EcsCloud %r: cannot list NICs with their count (%s); attaching without it", cloud[0], exc)
-                self._unknown.add(cloud)
             except errors.NotFound:
                 raise
+            except errors.AuthError as exc:
+                log.info("EcsCloud %r: the v1 NIC list is refused (%s); counting NICs apart", cloud[0], exc)
+                self._no_combined.add(cloud)
             except errors.CloudError as exc:
-                log.info("server %s: NIC list with count unavailable (%s); listing without it", skey[1], exc)
+                log.info("server %s: v1 NIC list unavailable (%s); listing without it", skey[1], exc)
             else:
                 if both is not None and both[1] is not None:
                     self._free[skey] = (asked, both[1])
                     return both[0]
-                self._unknown.add(cloud)
-                self._free.pop(skey, None)
+                self._no_combined.add(cloud)
                 if both is not None:
                     return both[0]
         return await client.list(skey[1])

@@ -203,6 +203,7 @@ class FakeCloud:
     down: bool = False
     # NICs each server can hold, told by attachable_nics like Huawei's v1 API; None: no such API (upstream Nova)
     max_nics: int | None = None
+    v1_list_refused: bool = False  # an IAM policy that allows the count's own call and not the v1 list
     new_port_state: str = "ACTIVE"  # what a NIC made by attach reports (DOWN: it never comes up by itself)
     detach_sticks: bool = False  # a DELETE is accepted and the NIC stays (a flavor that detaches only when stopped)
     calls: Counter[str] = field(default_factory=Counter)
@@ -270,6 +271,8 @@ class FakeCloud:
 
     async def list_with_room(self, server_id: str) -> tuple[list[InterfaceAttachment], int | None] | None:
         self.calls["list_with_room"] += 1
+        if self.v1_list_refused:
+            raise errors.AuthError("list_with_room", "Policy doesn't allow ecs:cloudServers:listServerInterfaces")
         nics = self._server(server_id, "list_with_room")
         return None if self.max_nics is None else (list(nics.values()), max(0, self.max_nics - len(nics)))
 

@@ -265,14 +265,20 @@ ROWS = [
         event="NodeHasNoProviderID",
     ),
     # The attach writes its answer itself (under the server's lock): the outcome only paces what follows.
-    Row("attach", new_down, attach_phase, look=(FIRST, FIRST), calls={"list_with_room": 1, "list": 1, "attach": 1}),
+    Row(
+        "attach",
+        new_down,
+        attach_phase,
+        look=(FIRST, FIRST),
+        calls={"list_with_room": 1, "list": 1, "attachable_nics": 1, "attach": 1},
+    ),
     Row(
         "attach, another new one on the server",
         second_on_server,
         attach_phase,
         look=(FIRST + RUN_FALLBACK, FIRST + RUN_FALLBACK + 0.5),  # plus b's attach, as long as a's took
         wake=("b",),
-        calls={"list_with_room": 1, "list": 1, "attach": 1},
+        calls={"list_with_room": 1, "list": 1, "attachable_nics": 1, "attach": 1},
     ),
     Row(
         "garbled intent",

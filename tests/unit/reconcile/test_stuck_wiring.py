@@ -69,6 +69,16 @@ async def test_a_wave_on_one_server_reads_the_count_once_and_counts_its_own_atta
     assert h.cloud.calls["list"] == 0  # the one v1 list was also the wave's baseline
 
 
+async def test_a_policy_refusing_the_v1_list_still_gets_the_count_by_its_own_call() -> None:
+    h = harness(max_nics=1)
+    h.cloud.v1_list_refused = True
+    for i in range(2):
+        h.kube.create("ns", f"a{i}", {"serverId": SERVER, "netId": NET})
+    await h.settle()
+    assert sorted(reason(h, "Ready", f"a{i}")[1] for i in range(2)) == ["Active", "NicLimitReached"]
+    assert h.cloud.calls["list_with_room"] == 1 and h.cloud.calls["attachable_nics"] == 1
+
+
 async def test_a_detach_of_ours_gives_the_slot_back_without_asking() -> None:
     h = harness(max_nics=2)
     h.kube.create("ns", "keep", {"serverId": SERVER, "netId": NET})  # the server stays one of ours
@@ -90,7 +100,7 @@ async def test_a_cloud_without_the_count_is_asked_once_for_all_its_servers() -> 
         h.kube.create("ns", f"a{i}", {"serverId": server, "netId": NET})
     await h.settle()
     assert all(reason(h, "Ready", f"a{i}") == ("True", "Active") for i in range(4))
-    assert count_reads(h) == 1
+    assert h.cloud.calls["list_with_room"] == 1 and h.cloud.calls["attachable_nics"] == 1  # each way, once
 
 
 async def test_adoption_after_a_lost_reply_is_never_stopped_by_the_count() -> None:
