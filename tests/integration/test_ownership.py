@@ -340,3 +340,41 @@ def test_after_an_upgrade_an_unsigned_intent_goes_on_only_where_status_corrobora
         kube.delete_attachment(namespace, name)
         wait_for(lambda n=name: not kube.attachment_exists(namespace, n), timeout=40, what=f"{name} deleted")
     assert {n["port_id"] for n in simulator.ports_of(server)} == {foreign}
+
+
+@pytest.mark.parametrize("deleted_first", [False, True], ids=["attaching", "deleted-while-unanswered"])
+def test_a_lost_answer_beside_a_nic_another_tool_attached_meanwhile_adopts_and_detaches_neither(
+    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, namespace: str, server: str, deleted_first: bool
+) -> None:
+    # Our POST lands and its answer is lost; while it is on its way another tool attaches a NIC on the same
+    # network. Two ports are new since the intent: which is ours cannot be told, so neither is taken.
+    simulator.behaviour(replyDelay=4.0, lostReplyRate=1)
+    try:
+        kube.create_attachment(namespace, "twin", {"serverId": server, "netId": NET_A})
+        ours = wait_for(lambda: simulator.ports_of(server), timeout=30, what="the POST to reach the cloud")[0][
+            "port_id"
+        ]
+        simulator.add_port(NET_A, serverId=server)
+        if deleted_first:
+            kube.delete_attachment(namespace, "twin")
+        both = {n["port_id"] for n in simulator.ports_of(server)}
+        assert len(both) == 2 and ours in both
+        obj = wait_for(
+            lambda: reason_is(kube, namespace, "twin", "AdoptionAmbiguous"), timeout=30, what="AdoptionAmbiguous"
+        )
+    finally:
+        simulator.behaviour(replyDelay=0, lostReplyRate=0)
+    message = condition(obj, "Synced")["message"]  # type: ignore[index]
+    assert all(p in message for p in both), message
+    assert condition(obj, "Ready")["status"] == "False"  # type: ignore[index]
+    assert "portId" not in obj.get("status", {})
+    events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=twin").items
+    assert "AdoptionAmbiguous" in {e.reason for e in events}
+
+    if not deleted_first:
+        kube.delete_attachment(namespace, "twin")
+    # The deletion is held (a detach would be a guess) until the user lets the resource go with Orphan.
+    assert kube.attachment_exists(namespace, "twin")
+    kube.patch_attachment(namespace, "twin", {"spec": {"deletionPolicy": "Orphan"}})
+    wait_for(lambda: not kube.attachment_exists(namespace, "twin"), timeout=30, what="twin deleted with Orphan")
+    assert {n["port_id"] for n in simulator.ports_of(server)} == both  # neither NIC was detached
