@@ -11,7 +11,6 @@ could take it for its own lost NIC.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 
@@ -212,18 +211,24 @@ def ambiguous(world: World, obj: Attachment, skey: ServerKey, found: Ambiguous) 
         f"since its attach started, whose answer was lost, so none is adopted, attached or detached. {todo}"
     )
     log.warning("%s/%s: %s", obj.namespace, obj.name, message)
-    outcome = blocked(world, obj, Reason.ADOPTION_AMBIGUOUS, message, retry=world.settings.spec_retry)
-    assert outcome.write is not None and obj.intent is not None
+    assert obj.intent is not None
     retired = max(obj.intent.seq, obj.intent_seq, world.memory.signed.pop(obj.key, 0)) + 1
-    write = dataclasses.replace(outcome.write, fields={"intentSeq": retired})
-    return dataclasses.replace(outcome, write=write)
+    # Ready False even for a drift repair: the port status still names is gone, and no other is known ours.
+    wanted = [Condition(READY, False, Reason.ADOPTION_AMBIGUOUS, message)]
+    wanted.append(Condition(SYNCED, False, Reason.ADOPTION_AMBIGUOUS, message))
+    event = ("Warning", Reason.ADOPTION_AMBIGUOUS, message)
+    # No look of its own: only what the user does (an edit, the deletion) can change the verdict.
+    return Outcome(write=Write(obj, {"intentSeq": retired}, wanted, event), label="deferred")
 
 
 def ambiguity_said(obj: Attachment) -> Outcome | None:
     """An attachment whose intent was retired by an AdoptionAmbiguous verdict: that verdict, as it was written
     (the candidates are named in its message), looked at again only when the user changes something."""
-    if obj.intent is None or obj.port_id or not obj.intent.sig or obj.intent.seq >= obj.intent_seq:
+    intent = obj.intent
+    if intent is None or not intent.sig or intent.seq >= obj.intent_seq:
         return None
+    if obj.port_id and intent.replaces != obj.port_id:
+        return None  # a drift repair's intent names the port status still shows; any other is spent
     said = next(
         (c for c in obj.status.get("conditions") or [] if c.get("type") == SYNCED),
         None,
@@ -231,15 +236,8 @@ def ambiguity_said(obj: Attachment) -> Outcome | None:
     if said is None or said.get("reason") != Reason.ADOPTION_AMBIGUOUS:
         return None
     message = str(said.get("message") or "")
-    wanted = [Condition(SYNCED, False, Reason.ADOPTION_AMBIGUOUS, message)]
-    if obj.deleting or conditions.get(obj.status, READY) is None or not _ready(obj):
-        wanted.insert(0, Condition(READY, False, Reason.ADOPTION_AMBIGUOUS, message))
+    wanted = [Condition(kind, False, Reason.ADOPTION_AMBIGUOUS, message) for kind in (READY, SYNCED)]
     return Outcome(write=Write(obj, None, wanted), label="deferred")
-
-
-def _ready(obj: Attachment) -> bool:
-    ready = conditions.get(obj.status, READY)
-    return ready is not None and ready.get("status") == "True"
 
 
 def port_claimed(world: World, obj: Attachment, claimer: Attachment) -> Outcome:

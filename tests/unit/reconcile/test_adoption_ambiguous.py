@@ -152,3 +152,24 @@ def test_adoption_by_baseline_takes_only_a_single_new_port(
     ports = {p: port(p) for p in on_server}
     found = adoptable(SPEC, Intent("t", ("p0",), SERVER), ports, set(), others_known)
     assert (found.port_id if isinstance(found, InterfaceAttachment) else found) == expected
+
+
+async def test_a_drift_repair_whose_answer_is_lost_beside_a_foreign_nic_stays_ambiguous() -> None:
+    # The repair's intent keeps the port status names; its ambiguity must stick as the first attach's does.
+    h = Harness()
+    h.cloud.servers[SERVER] = {}
+    h.kube.create("ns", "a", {"serverId": SERVER, "netId": NET})
+    await h.settle()
+    first = (h.obj("ns") or {})["status"]["portId"]
+    del h.cloud.servers[SERVER][first]  # detached out of band: drift
+    h.cloud.lose_next_reply = 1
+    h.controller.views.forget_server(("default", SERVER))
+    await h.reconcile("ns")  # the repair's POST lands, its answer is lost
+    ours = (set(h.cloud.servers[SERVER])).pop()
+    foreign = h.cloud.attach_foreign(SERVER, NET)  # another tool, before the next look
+    await h.settle()
+    assert said(h)[0] == "AdoptionAmbiguous" and said(h, "Ready")[0] == "AdoptionAmbiguous"
+    del h.cloud.servers[SERVER][ours]  # the user detaches ours by hand, as told
+    await deleted(h)
+    assert set(h.cloud.servers[SERVER]) == {foreign} and h.cloud.detached == []
+    assert h.obj("ns") is not None and said(h, "Ready")[0] == "AdoptionAmbiguous"
