@@ -9,6 +9,7 @@ The number of steps explored is printed at the end (-s shows it).
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import re
 from typing import Any
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from ecs_nic_operator.config import INTENT_ANNOTATION
 from tests.unit.reconcile.fakes import Crash
 from tests.unit.reconcile.harness import NET, Harness
 
@@ -24,7 +26,7 @@ SERVER = "srv-1"
 NAMES = ["a", "b", "c", "d"]
 EXAMPLES = int(os.environ.get("ECSNIC_MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("ECSNIC_MODEL_STEPS", "30"))
-EXPLORED = {"steps": 0, "examples": 0}
+EXPLORED = {"steps": 0, "examples": 0, "ambiguities": 0}
 
 
 def ambiguity(body: dict[str, Any]) -> tuple[str, ...] | None:
@@ -110,6 +112,23 @@ class Attachments(RuleBasedStateMachine):
         if uid in self.deleted:
             self.deleted[uid] = policy
             self.orphaned_at.pop(uid, None)
+
+    @rule(name=st.sampled_from(NAMES))
+    def resolve_ambiguity(self, name: str) -> None:
+        """What AdoptionAmbiguous tells its user (docs/ownership.md): detach by hand the NIC this attachment
+        made (the user can tell from the cloud's console; the model knows), then remove the intent annotation
+        and the finalizer so that it attaches anew."""
+        EXPLORED["steps"] += 1
+        body = self.h.obj("ns", name)
+        if body is None or ambiguity(body) is None or body["metadata"].get("deletionTimestamp"):
+            return
+        uid = body["metadata"]["uid"]
+        for port in [p for p, u in self.h.cloud.made_for.items() if u == uid]:
+            self.h.cloud.servers[SERVER].pop(port, None)
+        body = copy.deepcopy(body)
+        body["metadata"]["annotations"].pop(INTENT_ANNOTATION, None)
+        body["metadata"]["finalizers"] = []
+        self.h.kube._commit(body)
 
     # -- the operator --------------------------------------------------------------------------------
     @rule(name=st.sampled_from(NAMES))
@@ -253,6 +272,7 @@ class Attachments(RuleBasedStateMachine):
             if candidates is None or (body["metadata"]["uid"], candidates) in self.ambiguities:
                 continue
             self.ambiguities.add((body["metadata"]["uid"], candidates))
+            EXPLORED["ambiguities"] += 1
             uid = body["metadata"]["uid"]
             assert len(candidates) >= 2, f"{self.uids[uid]}: AdoptionAmbiguous with {candidates}"
             theirs = [p for p in candidates if self.h.cloud.made_for.get(p) != uid]
@@ -287,4 +307,7 @@ TestAttachments = Attachments.TestCase
 
 
 def teardown_module() -> None:
-    print(f"\nmodel: {EXPLORED['examples']} examples, {EXPLORED['steps']} steps explored")
+    print(
+        f"\nmodel: {EXPLORED['examples']} examples, {EXPLORED['steps']} steps explored, "
+        f"{EXPLORED['ambiguities']} AdoptionAmbiguous verdicts checked"
+    )
