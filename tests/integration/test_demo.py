@@ -20,10 +20,11 @@ import pytest
 from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries
 
 
-@pytest.fixture(scope="module")
-def existing_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    log_path = tmp_path_factory.mktemp("demo-cluster") / "controlplane.log"
-    with open(log_path, "w") as log, ControlPlane(ensure_binaries(), log=log) as cp:
+@pytest.fixture
+def existing_cluster(tmp_path: Path) -> Iterator[ControlPlane]:
+    """A cluster of each test's own: what one demo run leaves (a namespace a bare kube-apiserver never finishes
+    deleting, or everything, when a run is cut short) must not decide the next test."""
+    with open(tmp_path / "controlplane.log", "w") as log, ControlPlane(ensure_binaries(), log=log) as cp:
         yield cp
 
 
@@ -64,6 +65,7 @@ def test_demo_on_an_existing_cluster(existing_cluster: ControlPlane, tmp_path: P
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        start_new_session=True,  # so a run cut short takes its operator and simulator with it
     )
     try:
         out = read_until(proc, "press Ctrl-C", timeout=180)
@@ -83,7 +85,7 @@ def test_demo_on_an_existing_cluster(existing_cluster: ControlPlane, tmp_path: P
         assert proc.returncode == 0, rest
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     # Nothing of the demo's is left in a cluster it does not own: NICs detached, finalizers released.
     assert kubectl(existing_cluster, "get", "ecsnic", "-A", "-o", "name").strip() == ""
