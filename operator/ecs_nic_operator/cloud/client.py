@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -146,6 +146,18 @@ def _check_id(kind: str, value: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValueError(f"{kind} {value!r} is not a valid ID")
     return value
+
+
+class ClientOptions(TypedDict, total=False):
+    """ApiClient's transport keywords, which every client of a cloud passes through unchanged."""
+
+    limiter: TokenBucket | None
+    timeout: float
+    transport: httpx.AsyncBaseTransport | None
+    max_connections: int
+    observer: CallObserver | None
+    ca_bundle: str | None
+    verify: ssl.SSLContext | None
 
 
 class ApiClient:
@@ -286,29 +298,13 @@ class EcsClient(ApiClient):
         project_id: str,
         auth: httpx.Auth,
         *,
-        limiter: TokenBucket | None = None,
-        timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 50,
-        observer: CallObserver | None = None,
-        ca_bundle: str | None = None,
-        verify: ssl.SSLContext | None = None,
         api: str = "v2.1",
+        **options: Unpack[ClientOptions],
     ) -> None:
         """``api``: "v1" makes :meth:`list` Huawei's v1 list (it adds ``pci_address`` and ``driver_mode``); the
         v1 writes (:meth:`add_nic`, :meth:`delete_nics`) exist either way and are the caller's choice."""
         _check_id("project ID", project_id)
-        super().__init__(
-            endpoint,
-            auth,
-            limiter=limiter,
-            timeout=timeout,
-            transport=transport,
-            max_connections=max_connections,
-            observer=observer,
-            ca_bundle=ca_bundle,
-            verify=verify,
-        )
+        super().__init__(endpoint, auth, **options)
         self.project_id = project_id
         self.api = api
         self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
