@@ -148,6 +148,14 @@ def _check_id(kind: str, value: str) -> str:
     return value
 
 
+def _check_ip(fixed_ip: str) -> str:
+    try:
+        ipaddress.ip_address(fixed_ip)
+    except ValueError:
+        raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
+    return fixed_ip
+
+
 class ClientOptions(TypedDict, total=False):
     """ApiClient's transport keywords, which every client of a cloud passes through unchanged."""
 
@@ -348,11 +356,7 @@ class EcsClient(ApiClient):
         if net_id is not None:
             body["net_id"] = _check_id("network ID", net_id)
             if fixed_ip is not None:
-                try:
-                    ipaddress.ip_address(fixed_ip)
-                except ValueError:
-                    raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
-                body["fixed_ips"] = [{"ip_address": fixed_ip}]
+                body["fixed_ips"] = [{"ip_address": _check_ip(fixed_ip)}]
         if port_id is not None:
             body["port_id"] = _check_id("port ID", port_id)
         op = "attach"
@@ -480,11 +484,7 @@ class EcsClient(ApiClient):
             assert net_id is not None
             nic["subnet_id"] = _check_id("network ID", net_id)
             if fixed_ip is not None:
-                try:
-                    ipaddress.ip_address(fixed_ip)
-                except ValueError:
-                    raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
-                nic["ip_address"] = fixed_ip
+                nic["ip_address"] = _check_ip(fixed_ip)
             if security_groups:
                 nic["security_groups"] = [{"id": _check_id("security group ID", g)} for g in security_groups]
             if ipv6:
