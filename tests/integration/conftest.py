@@ -146,6 +146,32 @@ def operator(
     op.stop()
 
 
+@contextlib.contextmanager
+def instead_of(shared: OperatorProcess, own: OperatorProcess, *, start: bool = True) -> Iterator[OperatorProcess]:
+    """The shared operator steps aside for a test's own (which the test may kill or restart), and comes back."""
+    shared.stop()
+    try:
+        if start:
+            own.start()
+        yield own
+    finally:
+        own.stop()
+        shared.start()
+
+
+@pytest.fixture
+def own_operator(
+    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator of the test's own, not started: tests that kill operators start, kill and restart it."""
+    own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--resync-period", "4"])
+    with instead_of(operator, own, start=False):
+        try:
+            yield own
+        finally:
+            simulator.behaviour(replyDelay=0)
+
+
 def cloud_ready(kube: Kube, name: str) -> bool:
     try:
         cloud = kube.custom.get_cluster_custom_object("ecsnic.io", "v1alpha1", "ecsclouds", name)
