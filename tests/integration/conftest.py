@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, repo_root
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, install_crds
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
 from tests.integration.kube import Kube, condition, wait_for
 
@@ -30,26 +29,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     binaries = ensure_binaries()
     log_path = tmp_path_factory.mktemp("controlplane") / "controlplane.log"
     with open(log_path, "w") as log, ControlPlane(binaries, log=log) as cp:
-        subprocess.run(
-            ["kubectl", "apply", "-f", str(repo_root() / "crds")], env=cp.env(), check=True, capture_output=True
-        )
-        subprocess.run(
-            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"],
-            env=cp.env(),
-            check=True,
-            capture_output=True,
-        )
-        # Established is not yet "served": discovery (kubectl's resource names, explain) follows a moment later.
-        wait_for(
-            lambda: (
-                subprocess.run(
-                    ["kubectl", "get", "ecsnic,ecsclouds", "-A"], env=cp.env(), capture_output=True
-                ).returncode
-                == 0
-            ),
-            timeout=30,
-            what="the new kinds in API discovery",
-        )
+        install_crds(cp.env())
         yield cp
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, install_crds
 
 
 @pytest.fixture
@@ -98,9 +98,7 @@ def test_demo_on_an_existing_cluster(existing_cluster: ControlPlane, tmp_path: P
 
 
 def test_demo_refuses_a_cluster_whose_default_ecscloud_is_someone_elses(existing_cluster: ControlPlane) -> None:
-    root = Path(__file__).resolve().parents[2]
-    kubectl(existing_cluster, "apply", "-f", str(root / "crds"))
-    kubectl(existing_cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    install_crds(existing_cluster.env())
     cloud = (
         '{"apiVersion": "ecsnic.io/v1alpha1", "kind": "EcsCloud", "metadata": {"name": "default"}, "spec": '
         '{"endpoint": "https://ecs.example.com", "projectId": "p", "credentials": {"type": "Token", '

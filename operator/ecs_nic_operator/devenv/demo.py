@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, repo_root
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, install_crds, repo_root
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
 from ecs_nic_operator.devenv.tools import use_virtualenv_tools, user_command
 
@@ -87,25 +87,6 @@ def wait_ready(cluster: Cluster, timeout: float) -> bool:
             return True
         time.sleep(0.5)
     return False
-
-
-def wait_served(cluster: Cluster, timeout: float = 60) -> None:
-    """A CRD reports Established before its storage answers (429 "storage is (re)initializing"); the
-    operator starts only once both kinds can be listed, so its first LIST does not log that as an ERROR."""
-    deadline = time.monotonic() + timeout
-    while True:
-        probe = subprocess.run(
-            ["kubectl", "get", "ecsnicattachments,ecsclouds", "-A", "-o", "name", "--request-timeout=5s"],
-            env=cluster.env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API server does not serve the CRDs: {probe.stderr.strip()}")
-        time.sleep(0.3)
 
 
 @contextlib.contextmanager
@@ -216,9 +197,7 @@ def main(keep_running: bool = True, kubeconfig: str | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="ecsnic-demo-"))
     with cluster_for(kubeconfig, workdir) as cluster:
         say(f"{'control plane up' if cluster.owned else 'using the cluster'} at {cluster.url}")
-        kubectl(cluster, "apply", "-f", str(root / "crds"))
-        kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        wait_served(cluster)
+        install_crds(cluster.env())  # served before the operator starts, so its first LIST logs no ERROR
         sim = SimulatorProcess(seed_file, log=open(workdir / "simulator.log", "w"))  # noqa: SIM115
         sim.start()
         say(f"cloud simulator up at {sim.url}")
