@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
-from tests.integration.conftest import NET_A, NET_B
+from tests.integration.conftest import NET_A, NET_B, instead_of
 from tests.integration.kube import Kube, condition, wait_for
 
 INTENT = "ecsnic.io/attach-intent"
@@ -112,21 +112,6 @@ def test_an_intent_the_operator_did_not_write_adopts_nothing_and_calls_nothing(
     wait_for(lambda: not kube.attachment_exists(namespace, "forged"), timeout=30, what="forged deleted")
     assert {n["port_id"] for n in simulator.ports_of(server)} == before
     assert foreign in before
-
-
-@pytest.fixture
-def own_operator(
-    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """These tests kill operators, so they stop the shared one and run their own; the shared one comes back."""
-    operator.stop()
-    own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--resync-period", "4"])
-    try:
-        yield own
-    finally:
-        own.stop()
-        simulator.behaviour(replyDelay=0)
-        operator.start()
 
 
 def test_a_lost_answer_on_a_node_that_is_then_removed_still_detaches_on_delete(
@@ -244,18 +229,11 @@ def test_a_drift_repair_whose_intent_write_fails_never_adopts_against_the_old_ba
 
 
 @pytest.fixture
-def quick_retry_operator(
-    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
-) -> Iterator[OperatorProcess]:
+def quick_retry_operator(kube: Kube, operator: OperatorProcess, tmp_path: Path) -> Iterator[OperatorProcess]:
     """An operator retrying errors a person must fix every 2 s, so a failing attach records intent after intent."""
-    operator.stop()
     own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--spec-retry", "2"])
-    try:
-        own.start()
+    with instead_of(operator, own):
         yield own
-    finally:
-        own.stop()
-        operator.start()
 
 
 def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing(
