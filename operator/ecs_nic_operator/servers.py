@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ecs_nic_operator.cloud.client import EcsClient
@@ -41,8 +42,15 @@ class ServerViews:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def ports(self, client: EcsClient, key: ServerKey, max_age: float) -> dict[str, InterfaceAttachment]:
-        """The server's ports by port ID, no older than max_age seconds (0: a list call started now)."""
+    async def ports(
+        self,
+        client: EcsClient,
+        key: ServerKey,
+        max_age: float,
+        fetch: Callable[[], Awaitable[list[InterfaceAttachment]]] | None = None,
+    ) -> dict[str, InterfaceAttachment]:
+        """The server's ports by port ID, no older than max_age seconds (0: a list call started now). fetch:
+        how to list them if a call is needed (the v2.1 list by default)."""
         view = self._views.setdefault(key, _View())
         started = time.monotonic()
         while view.inflight is not None:
@@ -56,7 +64,7 @@ class ServerViews:
         future: asyncio.Future[dict[str, InterfaceAttachment]] = asyncio.get_running_loop().create_future()
         view.inflight, view.inflight_sent = future, time.monotonic()
         try:
-            listed = await client.list(key[1])
+            listed = await (fetch() if fetch is not None else client.list(key[1]))
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it themselves

@@ -438,11 +438,7 @@ class EcsClient(ApiClient):
             if exc.what == "server" and exc.code is not None and exc.code.upper().startswith("ECS."):
                 raise
             return None  # Nova answers an unknown path with a bare 404
-        quantity = self._parse(op, response, "attachableQuantity")
-        free = quantity.get("free_nic") if isinstance(quantity, Mapping) else None
-        if isinstance(free, bool) or not isinstance(free, int) or free < 0:
-            return None
-        return free
+        return _free_nics(self._parse(op, response, "attachableQuantity"))
 
     async def detach(self, server_id: str, port_id: str) -> None:
         """Start detaching; the cloud finishes asynchronously. NotFound means it is not attached."""
@@ -532,10 +528,34 @@ class EcsClient(ApiClient):
 
     async def list_v1(self, server_id: str) -> builtins.list[InterfaceAttachment]:
         """Huawei's v1 list: the NICs with ``pci_address`` and ``driver_mode`` (and what v2.1 lists)."""
-        op = "list_v1"
+        return (await self._list_v1("list_v1", server_id))[0]
+
+    async def list_with_room(self, server_id: str) -> tuple[builtins.list[InterfaceAttachment], int | None] | None:
+        """The NICs and how many more the server can take, in one call: Huawei's v1 list also answers
+        ``attachableQuantity.free_nic``. None where the cloud has no v1 API (upstream OpenStack); a missing
+        server raises ``NotFound``, as ``attachable_nics`` does."""
+        try:
+            return await self._list_v1("list_with_room", server_id)
+        except ApiNotFound:
+            return None
+        except NotFound as exc:
+            if exc.what == "server" and exc.code is not None and exc.code.upper().startswith("ECS."):
+                raise
+            return None  # Nova answers an unknown path with a bare 404
+
+    async def _list_v1(self, op: str, server_id: str) -> tuple[builtins.list[InterfaceAttachment], int | None]:
         url = f"{self._cloudservers}/{_check_id('server ID', server_id)}/os-interface"
         response = await self._call(op, "GET", url, server_id, ok=frozenset({200}), not_found_what="server")
         raw = self._parse(op, response, "interfaceAttachments")
         if not isinstance(raw, builtins.list):
             raise CloudError(op, "malformed response: interfaceAttachments is not a list", status=200)
-        return [self._attachment(op, response, item) for item in raw]
+        ports = [self._attachment(op, response, item) for item in raw]
+        return ports, _free_nics(response.json().get("attachableQuantity"))
+
+
+def _free_nics(quantity: object) -> int | None:
+    """``attachableQuantity.free_nic`` if the cloud said a count, else None."""
+    free = quantity.get("free_nic") if isinstance(quantity, Mapping) else None
+    if isinstance(free, bool) or not isinstance(free, int) or free < 0:
+        return None
+    return free

@@ -30,7 +30,7 @@ from ecs_nic_operator.reconcile.errors import classify
 from ecs_nic_operator.reconcile.evidence import Signer, previous_release
 from ecs_nic_operator.reconcile.outcome import NOW, Look, Outcome, Write
 from ecs_nic_operator.reconcile.ownership import port_claimer, rivals
-from ecs_nic_operator.reconcile.pacing import BASELINE_MAX_AGE, RUN_FALLBACK, resync_delay
+from ecs_nic_operator.reconcile.pacing import BASELINE_MAX_AGE, resync_delay, run_fallback
 from ecs_nic_operator.reconcile.prerequisites import blocked
 from ecs_nic_operator.reconcile.room import RECHECK_MAX_AGE, ROOM_MAX_AGE
 from ecs_nic_operator.reconcile.status import SYNCED_OK, ready_condition
@@ -48,6 +48,7 @@ async def attach(
     assert client is not None
     memory = world.memory
     async with world.views.lock(skey):
+        began = time.monotonic()
         obj = world.store.get(obj.key) or obj  # what came while we waited for the lock
         if obj.deleting or obj.paused:
             return Outcome(next=NOW, label="deferred")
@@ -95,10 +96,15 @@ async def attach(
             if waiting is not None:
                 return waiting
         if port is None:
+            baseline = bool(spec.net_id and not spec.fixed_ip)
+            which = (cloud.spec.name, cloud.spec.endpoint, cloud.spec.project_id)
+            if baseline and world.room.stale(which, skey, ROOM_MAX_AGE):
+                # One call for the baseline and the count, where the cloud answers both (see room.list_counting)
+                await world.views.ports(client, skey, 0, lambda: world.room.list_counting(client, which, skey))
             if (full := await room(world, obj, cloud, skey)) is not None:
                 return full
             known: tuple[str, ...] | None = None
-            if spec.net_id and not spec.fixed_ip:
+            if baseline:
                 # The baseline need not be a list made just now (see pacing.BASELINE_MAX_AGE): a server's
                 # queued attaches share one baseline list instead of one each.
                 ports = await world.views.ports(client, skey, BASELINE_MAX_AGE)
@@ -157,10 +163,10 @@ async def attach(
             await roll_back(world, obj, client, skey, port)
             raise
     memory.attempts.pop(obj.key, None)
-    return after_attach(world, obj, skey, active=port.port_state == "ACTIVE")
+    return after_attach(world, obj, skey, active=port.port_state == "ACTIVE", took=time.monotonic() - began)
 
 
-def after_attach(world: World, obj: Attachment, skey: ServerKey, active: bool) -> Outcome:
+def after_attach(world: World, obj: Attachment, skey: ServerKey, active: bool, took: float) -> Outcome:
     """The pacing of a wave of attaches (reconcile/pacing.py): the next new attachment on this server goes
     now, out of turn; the last of the run polls for all (its list wakes the others, see follow.siblings)."""
     settings, memory = world.settings, world.memory
@@ -169,8 +175,8 @@ def after_attach(world: World, obj: Attachment, skey: ServerKey, active: bool) -
     if active:
         return Outcome(next=Look(resync_delay(settings, skey)), wake=wake)
     first_look = max(settings.poll_min, memory.activation.delay)
-    if more is not None:
-        return Outcome(next=Look(first_look + RUN_FALLBACK), wake=wake)  # the fallback, should the run stop
+    if more is not None:  # the fallback, should the run stop
+        return Outcome(next=Look(run_fallback(first_look, 1 + world.runs.left(skey), took)), wake=wake)
     memory.timed[obj.key] = time.monotonic()
     return Outcome(next=Look(first_look))
 

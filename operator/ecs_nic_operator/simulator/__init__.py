@@ -39,6 +39,7 @@ Test-control endpoints (no auth, not counted as API calls):
 
 - ``GET    /_simulator/state``  ``{"dialect", "servers": {id: [interfaceAttachment...]}, "serverStates": {id: state},
   "stuck": {"detach": [port ids], "attach": [port ids]}, "calls": {"METHOD template": n}, "peakCallsPerSecond": n,
+  "callsPerSecond": [calls in each second since the counters were reset],
   "refusals": {code or Nova kind or "lostReply": n}, "freePorts": [port ids not attached]}``
 - ``PUT    /_simulator/behaviour``  merge a JSON object into the behaviour (unknown keys → 400)
 - ``PUT    /_simulator/credentials``  merge into what the cloud accepts (rotation; unknown keys → 400) (204)

@@ -100,6 +100,8 @@ class Simulator:
         self.calls_by_server: collections.Counter[str] = collections.Counter()  # API calls naming a server
         self.refusals: collections.Counter[str] = collections.Counter()  # answers by code (and lost replies)
         self.peak = 0
+        self._since = time.monotonic()
+        self.per_second: list[int] = []  # API calls in each second since the counters were reset
         self._window: collections.deque[float] = collections.deque()  # all API calls, last second
         self._admitted: collections.deque[float] = collections.deque()  # calls let through by qps
         self._fault_toggle = 0
@@ -114,6 +116,10 @@ class Simulator:
         while w[0] <= now - 1.0:
             w.popleft()
         self.peak = max(self.peak, len(w))
+        second = int(now - self._since)
+        if second < 3600:  # a timeline for a benchmark's run, not an unbounded log
+            self.per_second.extend([0] * (second + 1 - len(self.per_second)))
+            self.per_second[second] += 1
 
     def _throttled(self, now: float) -> bool:
         qps = float(self.behaviour.get("qps") or 0)
@@ -157,6 +163,7 @@ class Simulator:
                 "calls": dict(self.calls),
                 "callsByServer": dict(self.calls_by_server),
                 "peakCallsPerSecond": self.peak,
+                "callsPerSecond": list(self.per_second),
                 "refusals": dict(self.refusals),
                 "freePorts": sorted(pid for pid, p in self.world.ports.items() if p.server_id is None),
                 "jobs": self._job_counts(),

@@ -143,3 +143,20 @@ async def test_attachable_nics_where_the_cloud_says_and_none_where_it_cannot() -
         assert info.value.what == "server" and info.value.code == "Ecs.0614"
     async with running(make_seed(dialect="nova")) as nova, client_for(nova) as ecs:
         assert await ecs.attachable_nics(SERVER_A) is None  # upstream OpenStack has no v1 API
+
+
+async def test_one_v1_list_answers_the_nics_and_the_count_where_the_cloud_has_it() -> None:
+    async with running(make_seed(dialect="huawei")) as huawei, client_for(huawei, AkSkAuth(AK, SK, PROJECT)) as ecs:
+        assert await ecs.list_with_room(SERVER_A) == ([], 3)  # maxNics 3
+        port = await ecs.attach(SERVER_A, net_id=NET)
+        both = await ecs.list_with_room(SERVER_A)
+        assert both is not None and [p.port_id for p in both[0]] == [port.port_id] and both[1] == 2
+        with pytest.raises(NotFound) as info:
+            await ecs.list_with_room(MISSING)
+        assert info.value.what == "server" and info.value.code == "Ecs.0614"
+        assert huawei.state()["calls"] == {
+            "GET /v1/{project_id}/cloudservers/{server_id}/os-interface": 3,
+            "POST /v2.1/{project_id}/servers/{server_id}/os-interface": 1,
+        }
+    async with running(make_seed(dialect="nova")) as nova, client_for(nova) as ecs:
+        assert await ecs.list_with_room(SERVER_A) is None  # upstream OpenStack has no v1 API

@@ -172,7 +172,7 @@ def test_useful_in_flight_follows_littles_law() -> None:
     assert TokenBucket(qps=0, burst=0).useful_in_flight() == UNLIMITED
 
 
-async def test_a_queue_for_tokens_beyond_half_a_second_of_the_ceiling_asks_for_nothing_more() -> None:
+async def test_each_call_queued_beyond_half_a_second_of_the_ceiling_takes_one_off_the_ask() -> None:
     clock = FakeClock()  # stands still: queued callers stay queued
     bucket = TokenBucket(qps=10, burst=1, clock=clock)
     call = bucket.latency.sent()
@@ -183,9 +183,56 @@ async def test_a_queue_for_tokens_beyond_half_a_second_of_the_ceiling_asks_for_n
     for _ in range(5):
         await asyncio.sleep(0)
     assert bucket.waiting == 7  # the first took the one token at once
-    assert bucket.useful_in_flight() == 0  # 7 queued > 10/s x 0.5 s: more would only queue
+    assert bucket.useful_in_flight() == 29  # 7 queued, 2 beyond 10/s x 0.5 s: two fewer would keep it busy
+    more = [asyncio.create_task(bucket.acquire()) for _ in range(40)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert bucket.useful_in_flight() == 0  # 42 beyond: asks for nothing more, never less than nothing
+    tasks += more
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     assert bucket.waiting == 0  # cancelled callers leave the count
     assert bucket.useful_in_flight() == 31
+
+
+class LaggingLoop:
+    """A clock and a sleep for the bucket: every wake-up comes lag seconds later than asked, as on a busy loop."""
+
+    def __init__(self, lag: float) -> None:
+        self.now = 100.0
+        self.lag = lag
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds + self.lag
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.005, 0.01, 0.03])
+async def test_a_late_loop_loses_no_rate_and_no_second_gets_more_than_qps_plus_burst(lag: float) -> None:
+    loop = LaggingLoop(lag)
+    bucket = TokenBucket(qps=47.5, burst=1, clock=loop, sleep=loop.sleep)
+    granted: list[float] = []
+
+    async def one() -> None:
+        await bucket.acquire()
+        granted.append(loop.now)
+
+    await asyncio.gather(*(one() for _ in range(500)))
+    rate = (len(granted) - 1) / (granted[-1] - granted[0])
+    # Before: a bucket of one token lost each wake-up's lag (10 ms late: 32 calls/s of 47.5).
+    assert rate >= 47.5 * 0.97
+    for i, t in enumerate(granted):  # the documented ceiling: at most qps + burst in any one second
+        assert sum(1 for u in granted[i:] if u < t + 1.0) <= 47 + 1
+
+
+async def test_after_an_idle_moment_only_the_burst_is_at_hand() -> None:
+    loop = LaggingLoop(0.03)
+    bucket = TokenBucket(qps=10, burst=2, clock=loop, sleep=loop.sleep)
+    await asyncio.gather(*(bucket.acquire() for _ in range(20)))  # a queue: catch-up credit builds
+    loop.now += 60.0  # idle
+    waits = [await bucket.acquire() for _ in range(3)]
+    assert waits[:2] == [0.0, 0.0] and waits[2] > 0.0

@@ -273,6 +273,11 @@ class FakeCloud:
         self.calls["list"] += 1
         return list(self._server(server_id, "list").values())
 
+    async def list_with_room(self, server_id: str) -> tuple[list[InterfaceAttachment], int | None] | None:
+        self.calls["list_with_room"] += 1
+        nics = self._server(server_id, "list_with_room")
+        return None if self.max_nics is None else (list(nics.values()), max(0, self.max_nics - len(nics)))
+
     async def detach(self, server_id: str, port_id: str) -> None:
         self.calls["detach"] += 1
         nics = self._server(server_id, "detach")

@@ -257,14 +257,14 @@ ROWS = [
         event="NodeHasNoProviderID",
     ),
     # The attach writes its answer itself (under the server's lock): the outcome only paces what follows.
-    Row("attach", new_down, attach_phase, look=(FIRST, FIRST), calls={"attachable_nics": 1, "list": 1, "attach": 1}),
+    Row("attach", new_down, attach_phase, look=(FIRST, FIRST), calls={"list_with_room": 1, "list": 1, "attach": 1}),
     Row(
         "attach, another new one on the server",
         second_on_server,
         attach_phase,
-        look=(FIRST + RUN_FALLBACK, FIRST + RUN_FALLBACK),
+        look=(FIRST + RUN_FALLBACK, FIRST + RUN_FALLBACK + 0.5),  # plus b's attach, as long as a's took
         wake=("b",),
-        calls={"attachable_nics": 1, "list": 1, "attach": 1},
+        calls={"list_with_room": 1, "list": 1, "attach": 1},
     ),
     Row(
         "garbled intent",
@@ -295,7 +295,7 @@ ROWS = [
         SPEC,
         "deferred",
         event="NicLimitReached",
-        calls={"attachable_nics": 1},
+        calls={"list_with_room": 1},
     ),
     Row(
         "follow, port DOWN",
