@@ -8,8 +8,10 @@ streams each change once.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
+import urllib3
 from kubernetes import client, watch
 
 GROUP, VERSION, PLURAL = "ecsnic.io", "v1alpha1", "ecsnicattachments"
@@ -86,6 +88,13 @@ class ReadyWatch:
             except client.ApiException as exc:
                 if exc.status != 410:
                     raise
-                listed = self._api.list_namespaced_custom_object(GROUP, VERSION, self._namespace, PLURAL)
-                self._apply(listed["items"])
-                self._version = listed["metadata"]["resourceVersion"]
+                self._relist()
+            except (urllib3.exceptions.HTTPError, OSError):
+                # The stream broke (the API server ends watches at times): go on from the last version seen,
+                # as a reflector does; a version too old by then answers 410 and re-lists.
+                time.sleep(0.1)
+
+    def _relist(self) -> None:
+        listed = self._api.list_namespaced_custom_object(GROUP, VERSION, self._namespace, PLURAL)
+        self._apply(listed["items"])
+        self._version = listed["metadata"]["resourceVersion"]
