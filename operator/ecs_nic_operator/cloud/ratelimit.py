@@ -27,7 +27,7 @@ MAX_BACKLOG = 0.5
 # that sleep could leave 0.999... and a sleep too small to move it).
 WHOLE = 1.0 - 1e-9
 # Seconds of the rate a bucket keeps beyond its burst while calls queue without a pause (see TokenBucket).
-CATCH_UP = 0.1
+CATCH_UP = 0.05
 
 
 class Latency:
