@@ -12,7 +12,7 @@ local terminal = {
   DetachBlocked = true, ServerLocked = true, SubnetExhausted = true, InvalidIp = true, ApiNotFound = true,
   NicLimitReached = true, AttachStuck = true, DetachStuck = true, UnsupportedByApi = true,
   AttachUnconfirmed = true, PortUpdateFailed = true,
-  PortClaimed = true, IntentUnverifiable = true, IntentKeyUnavailable = true,
+  PortClaimed = true, IntentUnverifiable = true, IntentKeyUnavailable = true, AdoptionAmbiguous = true,
 }
 -- EcsCloud reasons only a person can fix; CloudNotReady's message names the cloud's reason
 -- ("EcsCloud 'x' is not Ready: <Reason>: ...").

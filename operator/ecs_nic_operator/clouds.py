@@ -29,6 +29,7 @@ from kubernetes.client import ApiException
 from ecs_nic_operator import conditions
 from ecs_nic_operator.cloud import CredentialsError, EcsClient, NetworkClient, TokenBucket, auth_from_secret
 from ecs_nic_operator.cloud.auth import credentials_renew_in
+from ecs_nic_operator.cloud.client import ClientOptions
 from ecs_nic_operator.cloud.errors import AuthError, CloudError
 from ecs_nic_operator.cloud.transport import ProxyRouter, ssl_context
 from ecs_nic_operator.cloud.urls import require_secure_url
@@ -219,30 +220,20 @@ class Clouds:
                 old = cloud.client
                 if cloud.limiter is None:
                     cloud.limiter = TokenBucket(spec.qps, spec.burst)
-                cloud.client = EcsClient(
-                    spec.endpoint,
-                    spec.project_id,
-                    auth,
-                    limiter=cloud.limiter,
-                    timeout=self._settings.cloud_timeout,
-                    observer=CloudCallMetrics(),
-                    verify=tls,
-                    # Each reconcile has at most one call out, so the cap on reconciles bounds connections too.
-                    max_connections=max(self._settings.workers, 50),
-                    api=spec.api,
-                )
+                shared: ClientOptions = {
+                    "limiter": cloud.limiter,
+                    "timeout": self._settings.cloud_timeout,
+                    "observer": CloudCallMetrics(),
+                    "verify": tls,
+                }
+                # Each reconcile has at most one call out, so the cap on reconciles bounds connections too.
+                compute: ClientOptions = {**shared, "max_connections": max(self._settings.workers, 50)}
+                cloud.client = EcsClient(spec.endpoint, spec.project_id, auth, api=spec.api, **compute)
                 # -- issue 13: the port API, built with the compute client (same auth, limiter, TLS) --
                 old_network = cloud.network
                 cloud.network = None
                 if spec.network_endpoint:
-                    cloud.network = NetworkClient(
-                        spec.network_endpoint,
-                        auth,
-                        limiter=cloud.limiter,
-                        timeout=self._settings.cloud_timeout,
-                        observer=CloudCallMetrics(),
-                        verify=tls,
-                    )
+                    cloud.network = NetworkClient(spec.network_endpoint, auth, **shared)
                 if old_network is not None:
                     await old_network.aclose()
                 # -- end issue 13 --

@@ -43,6 +43,7 @@ class Reason:
     PORT_CLAIMED = "PortClaimed"
     INTENT_UNVERIFIABLE = "IntentUnverifiable"
     INTENT_KEY_UNAVAILABLE = "IntentKeyUnavailable"
+    ADOPTION_AMBIGUOUS = "AdoptionAmbiguous"
     # Huawei's codes and long-running operations (reconcile/errors.py, stuck.py, capacity.py)
     SERVER_LOCKED = "ServerLocked"
     SUBNET_EXHAUSTED = "SubnetExhausted"

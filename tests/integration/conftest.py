@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, repo_root
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, install_crds
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
 from tests.integration.kube import Kube, condition, wait_for
 
@@ -30,26 +29,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     binaries = ensure_binaries()
     log_path = tmp_path_factory.mktemp("controlplane") / "controlplane.log"
     with open(log_path, "w") as log, ControlPlane(binaries, log=log) as cp:
-        subprocess.run(
-            ["kubectl", "apply", "-f", str(repo_root() / "crds")], env=cp.env(), check=True, capture_output=True
-        )
-        subprocess.run(
-            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"],
-            env=cp.env(),
-            check=True,
-            capture_output=True,
-        )
-        # Established is not yet "served": discovery (kubectl's resource names, explain) follows a moment later.
-        wait_for(
-            lambda: (
-                subprocess.run(
-                    ["kubectl", "get", "ecsnic,ecsclouds", "-A"], env=cp.env(), capture_output=True
-                ).returncode
-                == 0
-            ),
-            timeout=30,
-            what="the new kinds in API discovery",
-        )
+        install_crds(cp.env())
         yield cp
 
 
@@ -144,6 +124,32 @@ def operator(
     wait_for(lambda: cloud_ready(kube, "default"), timeout=30, what="EcsCloud default Ready")
     yield op
     op.stop()
+
+
+@contextlib.contextmanager
+def instead_of(shared: OperatorProcess, own: OperatorProcess, *, start: bool = True) -> Iterator[OperatorProcess]:
+    """The shared operator steps aside for a test's own (which the test may kill or restart), and comes back."""
+    shared.stop()
+    try:
+        if start:
+            own.start()
+        yield own
+    finally:
+        own.stop()
+        shared.start()
+
+
+@pytest.fixture
+def own_operator(
+    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator of the test's own, not started: tests that kill operators start, kill and restart it."""
+    own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--resync-period", "4"])
+    with instead_of(operator, own, start=False):
+        try:
+            yield own
+        finally:
+            simulator.behaviour(replyDelay=0)
 
 
 def cloud_ready(kube: Kube, name: str) -> bool:

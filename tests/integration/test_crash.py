@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
 from tests.integration.conftest import NET_A
 from tests.integration.kube import Kube, condition, wait_for
-
-
-@pytest.fixture
-def own_operator(
-    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """This test kills operators, so it stops the shared one and runs its own; the shared one comes back after."""
-    operator.stop()
-    own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--resync-period", "4"])
-    try:
-        yield own
-    finally:
-        own.stop()
-        simulator.behaviour(replyDelay=0)
-        operator.start()
 
 
 @pytest.mark.parametrize("fixed_ip", [None, "10.30.9.9"], ids=["netId", "netId+fixedIp"])

@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
-from tests.integration.conftest import NET_A, NET_B
+from tests.integration.conftest import NET_A, NET_B, instead_of
 from tests.integration.kube import Kube, condition, wait_for
 
 INTENT = "ecsnic.io/attach-intent"
@@ -112,21 +112,6 @@ def test_an_intent_the_operator_did_not_write_adopts_nothing_and_calls_nothing(
     wait_for(lambda: not kube.attachment_exists(namespace, "forged"), timeout=30, what="forged deleted")
     assert {n["port_id"] for n in simulator.ports_of(server)} == before
     assert foreign in before
-
-
-@pytest.fixture
-def own_operator(
-    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """These tests kill operators, so they stop the shared one and run their own; the shared one comes back."""
-    operator.stop()
-    own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--resync-period", "4"])
-    try:
-        yield own
-    finally:
-        own.stop()
-        simulator.behaviour(replyDelay=0)
-        operator.start()
 
 
 def test_a_lost_answer_on_a_node_that_is_then_removed_still_detaches_on_delete(
@@ -244,18 +229,11 @@ def test_a_drift_repair_whose_intent_write_fails_never_adopts_against_the_old_ba
 
 
 @pytest.fixture
-def quick_retry_operator(
-    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, tmp_path: Path
-) -> Iterator[OperatorProcess]:
+def quick_retry_operator(kube: Kube, operator: OperatorProcess, tmp_path: Path) -> Iterator[OperatorProcess]:
     """An operator retrying errors a person must fix every 2 s, so a failing attach records intent after intent."""
-    operator.stop()
     own = OperatorProcess(kube.control_plane.kubeconfig, tmp_path / "operator.log", args=["--spec-retry", "2"])
-    try:
-        own.start()
+    with instead_of(operator, own):
         yield own
-    finally:
-        own.stop()
-        operator.start()
 
 
 def test_an_earlier_intent_of_the_same_object_copied_back_adopts_nothing(
@@ -340,3 +318,41 @@ def test_after_an_upgrade_an_unsigned_intent_goes_on_only_where_status_corrobora
         kube.delete_attachment(namespace, name)
         wait_for(lambda n=name: not kube.attachment_exists(namespace, n), timeout=40, what=f"{name} deleted")
     assert {n["port_id"] for n in simulator.ports_of(server)} == {foreign}
+
+
+@pytest.mark.parametrize("deleted_first", [False, True], ids=["attaching", "deleted-while-unanswered"])
+def test_a_lost_answer_beside_a_nic_another_tool_attached_meanwhile_adopts_and_detaches_neither(
+    kube: Kube, operator: OperatorProcess, simulator: SimulatorProcess, namespace: str, server: str, deleted_first: bool
+) -> None:
+    # Our POST lands and its answer is lost; while it is on its way another tool attaches a NIC on the same
+    # network. Two ports are new since the intent: which is ours cannot be told, so neither is taken.
+    simulator.behaviour(replyDelay=4.0, lostReplyRate=1)
+    try:
+        kube.create_attachment(namespace, "twin", {"serverId": server, "netId": NET_A})
+        ours = wait_for(lambda: simulator.ports_of(server), timeout=30, what="the POST to reach the cloud")[0][
+            "port_id"
+        ]
+        simulator.add_port(NET_A, serverId=server)
+        if deleted_first:
+            kube.delete_attachment(namespace, "twin")
+        both = {n["port_id"] for n in simulator.ports_of(server)}
+        assert len(both) == 2 and ours in both
+        obj = wait_for(
+            lambda: reason_is(kube, namespace, "twin", "AdoptionAmbiguous"), timeout=30, what="AdoptionAmbiguous"
+        )
+    finally:
+        simulator.behaviour(replyDelay=0, lostReplyRate=0)
+    message = condition(obj, "Synced")["message"]  # type: ignore[index]
+    assert all(p in message for p in both), message
+    assert condition(obj, "Ready")["status"] == "False"  # type: ignore[index]
+    assert "portId" not in obj.get("status", {})
+    events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=twin").items
+    assert "AdoptionAmbiguous" in {e.reason for e in events}
+
+    if not deleted_first:
+        kube.delete_attachment(namespace, "twin")
+    # The deletion is held (a detach would be a guess) until the user lets the resource go with Orphan.
+    assert kube.attachment_exists(namespace, "twin")
+    kube.patch_attachment(namespace, "twin", {"spec": {"deletionPolicy": "Orphan"}})
+    wait_for(lambda: not kube.attachment_exists(namespace, "twin"), timeout=30, what="twin deleted with Orphan")
+    assert {n["port_id"] for n in simulator.ports_of(server)} == both  # neither NIC was detached

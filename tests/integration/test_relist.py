@@ -9,7 +9,6 @@ The operator reaches it through a TCP proxy that the test cuts.
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, repo_root
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, install_crds
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
 from tests.integration.conftest import NET_B, apply_cloud, cloud_ready
 from tests.integration.kube import Kube, condition, wait_for
@@ -32,19 +31,7 @@ COMPACTION = 2  # seconds between the API server's etcd compactions
 def compacting_kube(tmp_path: Path) -> Iterator[Kube]:
     args = ["--watch-cache=false", f"--etcd-compaction-interval={COMPACTION}s"]
     with open(tmp_path / "controlplane.log", "w") as log, ControlPlane(ensure_binaries(), log=log, api_args=args) as cp:
-        env = cp.env()
-        subprocess.run(["kubectl", "apply", "-f", str(repo_root() / "crds")], env=env, check=True, capture_output=True)
-        subprocess.run(
-            ["kubectl", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        wait_for(
-            lambda: subprocess.run(["kubectl", "get", "ecsnic", "-A"], env=env, capture_output=True).returncode == 0,
-            timeout=30,
-            what="the kinds served",
-        )
+        install_crds(cp.env())
         yield Kube(config.new_client_from_config(config_file=str(cp.kubeconfig)), cp)
 
 

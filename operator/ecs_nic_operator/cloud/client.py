@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -146,6 +146,26 @@ def _check_id(kind: str, value: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ValueError(f"{kind} {value!r} is not a valid ID")
     return value
+
+
+def _check_ip(fixed_ip: str) -> str:
+    try:
+        ipaddress.ip_address(fixed_ip)
+    except ValueError:
+        raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
+    return fixed_ip
+
+
+class ClientOptions(TypedDict, total=False):
+    """ApiClient's transport keywords, which every client of a cloud passes through unchanged."""
+
+    limiter: TokenBucket | None
+    timeout: float
+    transport: httpx.AsyncBaseTransport | None
+    max_connections: int
+    observer: CallObserver | None
+    ca_bundle: str | None
+    verify: ssl.SSLContext | None
 
 
 class ApiClient:
@@ -286,29 +306,13 @@ class EcsClient(ApiClient):
         project_id: str,
         auth: httpx.Auth,
         *,
-        limiter: TokenBucket | None = None,
-        timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 50,
-        observer: CallObserver | None = None,
-        ca_bundle: str | None = None,
-        verify: ssl.SSLContext | None = None,
         api: str = "v2.1",
+        **options: Unpack[ClientOptions],
     ) -> None:
         """``api``: "v1" makes :meth:`list` Huawei's v1 list (it adds ``pci_address`` and ``driver_mode``); the
         v1 writes (:meth:`add_nic`, :meth:`delete_nics`) exist either way and are the caller's choice."""
         _check_id("project ID", project_id)
-        super().__init__(
-            endpoint,
-            auth,
-            limiter=limiter,
-            timeout=timeout,
-            transport=transport,
-            max_connections=max_connections,
-            observer=observer,
-            ca_bundle=ca_bundle,
-            verify=verify,
-        )
+        super().__init__(endpoint, auth, **options)
         self.project_id = project_id
         self.api = api
         self._servers = f"{self.endpoint}/v2.1/{quote(project_id, safe='')}/servers"
@@ -352,11 +356,7 @@ class EcsClient(ApiClient):
         if net_id is not None:
             body["net_id"] = _check_id("network ID", net_id)
             if fixed_ip is not None:
-                try:
-                    ipaddress.ip_address(fixed_ip)
-                except ValueError:
-                    raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
-                body["fixed_ips"] = [{"ip_address": fixed_ip}]
+                body["fixed_ips"] = [{"ip_address": _check_ip(fixed_ip)}]
         if port_id is not None:
             body["port_id"] = _check_id("port ID", port_id)
         op = "attach"
@@ -480,11 +480,7 @@ class EcsClient(ApiClient):
             assert net_id is not None
             nic["subnet_id"] = _check_id("network ID", net_id)
             if fixed_ip is not None:
-                try:
-                    ipaddress.ip_address(fixed_ip)
-                except ValueError:
-                    raise ValueError(f"fixed_ip {fixed_ip!r} is not an IP address") from None
-                nic["ip_address"] = fixed_ip
+                nic["ip_address"] = _check_ip(fixed_ip)
             if security_groups:
                 nic["security_groups"] = [{"id": _check_id("security group ID", g)} for g in security_groups]
             if ipv6:

@@ -9,11 +9,11 @@ leader fence, and, given the same limiter, the same rate-limit ceiling per EcsCl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
-from ecs_nic_operator.cloud.client import ApiClient, _check_id
+from ecs_nic_operator.cloud.client import ApiClient, ClientOptions, _check_id
 from ecs_nic_operator.cloud.errors import CloudError, request_id_of
 from ecs_nic_operator.cloud.models import AddressPair, Port
 
@@ -22,8 +22,8 @@ ANY_SOURCE = "1.1.1.1/0"
 
 
 class NetworkClient(ApiClient):
-    def __init__(self, endpoint: str, auth: httpx.Auth, **kwargs: Any) -> None:
-        super().__init__(endpoint, auth, what="network endpoint", **kwargs)
+    def __init__(self, endpoint: str, auth: httpx.Auth, **options: Unpack[ClientOptions]) -> None:
+        super().__init__(endpoint, auth, what="network endpoint", **options)
         self._ports = f"{self.endpoint}/v2.0/ports"
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -52,6 +53,28 @@ def ensure_binaries() -> Path:
         if not os.access(folder / name, os.X_OK):
             raise ControlPlaneError(f"{folder / name} is missing after the build")
     return folder
+
+
+def install_crds(env: Mapping[str, str], timeout: float = 60) -> None:
+    """Apply crds/ to the cluster in ``env``'s KUBECONFIG and return once both kinds are served. A CRD reports
+    Established before its storage answers (429 "storage is (re)initializing") and before discovery knows
+    its names, so an operator or a test that lists right after Established could fail, or log an ERROR."""
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["kubectl", *args], env=dict(env), capture_output=True, text=True, check=False)
+
+    for args in (
+        ("apply", "-f", str(repo_root() / "crds")),
+        ("wait", "--for=condition=Established", f"--timeout={timeout:.0f}s", "crd", "--all"),
+    ):
+        if (done := kubectl(*args)).returncode != 0:
+            raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    probe = ("get", "ecsnicattachments,ecsclouds", "-A", "-o", "name", "--request-timeout=5s")
+    deadline = time.monotonic() + timeout
+    while (served := kubectl(*probe)).returncode != 0:
+        if time.monotonic() > deadline:
+            raise ControlPlaneError(f"the API server does not serve the CRDs: {served.stderr.strip()}")
+        time.sleep(0.3)
 
 
 def free_port() -> int:

@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, repo_root
+from ecs_nic_operator.devenv.controlplane import ControlPlane, ensure_binaries, free_port, install_crds, repo_root
 from ecs_nic_operator.devenv.processes import OperatorProcess, SimulatorProcess
 from ecs_nic_operator.devenv.tools import use_virtualenv_tools, user_command
 
@@ -39,10 +40,23 @@ class Cluster:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
 
-def kubectl(cluster: Cluster, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(
-        ["kubectl", *args], env=cluster.env(), input=stdin, capture_output=True, text=True, check=False
-    )
+def kubectl(
+    cluster: Cluster, *args: str, stdin: str | None = None, check: bool = True, timeout: float | None = None
+) -> str:
+    try:
+        result = subprocess.run(
+            ["kubectl", *args],
+            env=cluster.env(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        if check:
+            raise RuntimeError(f"kubectl {' '.join(args)} did not finish within {timeout} s") from None
+        return ""
     if check and result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
@@ -75,25 +89,6 @@ def wait_ready(cluster: Cluster, timeout: float) -> bool:
     return False
 
 
-def wait_served(cluster: Cluster, timeout: float = 60) -> None:
-    """A CRD reports Established before its storage answers (429 "storage is (re)initializing"); the
-    operator starts only once both kinds can be listed, so its first LIST does not log that as an ERROR."""
-    deadline = time.monotonic() + timeout
-    while True:
-        probe = subprocess.run(
-            ["kubectl", "get", "ecsnicattachments,ecsclouds", "-A", "-o", "name", "--request-timeout=5s"],
-            env=cluster.env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if probe.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API server does not serve the CRDs: {probe.stderr.strip()}")
-        time.sleep(0.3)
-
-
 @contextlib.contextmanager
 def cluster_for(kubeconfig: str | None, workdir: Path) -> Iterator[Cluster]:
     if kubeconfig is not None:
@@ -114,16 +109,83 @@ def cluster_for(kubeconfig: str | None, workdir: Path) -> Iterator[Cluster]:
         yield Cluster(cp.kubeconfig, cp.url, owned=True)
 
 
-def clean_up(cluster: Cluster, examples: Path) -> None:
+# How long the operator gets to detach the samples' NICs on Ctrl-C, and each later step: clean-up is bounded,
+# so Ctrl-C always returns, and what it could not remove is said rather than waited for.
+DETACH_WAIT_S = 60
+STEP_WAIT_S = 20
+
+
+def manifest_docs(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def still_there(cluster: Cluster, manifest: Path) -> list[str]:
+    """What of a manifest's objects the cluster still has, as `kind namespace/name`, `(Terminating)` when a
+    finalizer (or, for a namespace, a namespace controller the cluster may not run) still holds it."""
+    out = kubectl(cluster, "get", "-f", str(manifest), "-o", "json", "--ignore-not-found", timeout=STEP_WAIT_S)
+    if not out.strip():
+        return []
+    found = json.loads(out)
+    left = []
+    for obj in found["items"] if found.get("kind") == "List" else [found]:
+        meta = obj["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+        holds = ""
+        if meta.get("deletionTimestamp"):
+            by = "a namespace controller" if obj["kind"] == "Namespace" else f"finalizers {meta.get('finalizers')}"
+            holds = f" (Terminating: waits for {by})"
+        left.append(f"{obj['kind']} {where}{holds}")
+    return left
+
+
+def clean_up(cluster: Cluster, examples: Path) -> list[str]:
     """On a cluster the demo does not own: delete the samples while the operator still runs (so their NICs
     are detached and finalizers released), then what else the demo created. The CRDs and the ecs-nic-system
-    namespace stay: they may hold someone else's resources."""
+    namespace stay: they may hold someone else's resources. Returns what is left behind.
+
+    Every step is bounded. The samples are deleted by name, not with their manifest: that also holds the
+    namespace, and waiting for a namespace waits for a namespace controller (a bare kube-apiserver has none,
+    so it stays Terminating for ever); the namespace is deleted without waiting. The EcsCloud stays while a
+    sample is still finalizing: without it the operator could never detach that NIC."""
+    attachments = examples / "attachments.yaml"
+    samples = [d["metadata"]["name"] for d in manifest_docs(attachments) if d["kind"] == "EcsNicAttachment"]
     say("removing the samples (the operator detaches their NICs first)")
+    delete(cluster, "ecsnicattachments.ecsnic.io", "-n", SAMPLES_NS, *samples, wait=DETACH_WAIT_S)
+    finalizing = [line for line in still_there(cluster, attachments) if not line.startswith("Namespace ")]
+    delete(cluster, "-f", str(examples / "node.yaml"))
+    if finalizing:
+        say(f"kept EcsCloud default: the operator has not yet detached {', '.join(finalizing)}")
+    else:
+        delete(cluster, "-f", str(examples / "ecscloud.yaml"))
+        delete(cluster, "namespace", SAMPLES_NS, "--wait=false")
+    return [
+        line for name in ("attachments", "node", "ecscloud") for line in still_there(cluster, examples / f"{name}.yaml")
+    ]
+
+
+def delete(cluster: Cluster, *what: str, wait: float = STEP_WAIT_S) -> None:
+    """Waits at most `wait` s for the objects to go; whatever this fails to remove shows in still_there."""
     kubectl(
-        cluster, "delete", "-f", str(examples / "attachments.yaml"), "--ignore-not-found", "--timeout=60s", check=False
+        cluster,
+        "delete",
+        *what,
+        "--ignore-not-found",
+        f"--timeout={wait:.0f}s",
+        check=False,
+        timeout=wait + STEP_WAIT_S,
     )
-    kubectl(cluster, "delete", "-f", str(examples / "node.yaml"), "--ignore-not-found", check=False)
-    kubectl(cluster, "delete", "-f", str(examples / "ecscloud.yaml"), "--ignore-not-found", check=False)
+
+
+def report_clean_up(cluster: Cluster, examples: Path) -> None:
+    try:
+        left = clean_up(cluster, examples)
+    except Exception as exc:  # the cluster stopped answering: say so, rather than hide it
+        say(f"clean-up could not finish ({exc}); the cluster may still hold what deploy/examples/ declares")
+        return
+    if left:
+        say("clean-up left behind: " + "; ".join(left))
+    else:
+        say("clean-up done: the samples, Node worker-3 and EcsCloud default are gone")
 
 
 def main(keep_running: bool = True, kubeconfig: str | None = None) -> int:
@@ -135,9 +197,7 @@ def main(keep_running: bool = True, kubeconfig: str | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="ecsnic-demo-"))
     with cluster_for(kubeconfig, workdir) as cluster:
         say(f"{'control plane up' if cluster.owned else 'using the cluster'} at {cluster.url}")
-        kubectl(cluster, "apply", "-f", str(root / "crds"))
-        kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        wait_served(cluster)
+        install_crds(cluster.env())  # served before the operator starts, so its first LIST logs no ERROR
         sim = SimulatorProcess(seed_file, log=open(workdir / "simulator.log", "w"))  # noqa: SIM115
         sim.start()
         say(f"cloud simulator up at {sim.url}")
@@ -183,11 +243,12 @@ def main(keep_running: bool = True, kubeconfig: str | None = None) -> int:
                         time.sleep(1)
             return 0
         finally:
-            if not cluster.owned:
-                with contextlib.suppress(Exception):
-                    clean_up(cluster, examples)
-            operator.stop()
-            sim.stop()
+            try:
+                if not cluster.owned:
+                    report_clean_up(cluster, examples)
+            finally:
+                operator.stop()
+                sim.stop()
 
 
 if __name__ == "__main__":

@@ -1,17 +1,28 @@
 """Which port on a server, if any, is the NIC an earlier (possibly interrupted) attach call made.
 
 Called whenever a POST might repeat an earlier one (an intent is recorded but no port ID was saved) or
-the cloud answered that the port or IP is already in use. Adopting is always safer than attaching again:
-the worst outcome of a wrong "no" is a duplicate NIC, so the rules below only say "no" when the server
-clearly does not hold our NIC.
+the cloud answered that the port or IP is already in use. A wrong "no" costs a duplicate NIC; a wrong "yes"
+is worse: the attachment then owns, and on deletion detaches, a NIC somebody else attached. So a plain-network
+adoption takes a port only when it is the one port on the network new to the intent's baseline; when several
+are (our lost POST's and another tool's), the answer is Ambiguous and the caller blocks (AdoptionAmbiguous)
+instead of guessing. One new port is taken: after a lost answer it is ours or, if our POST made nothing, one
+another tool attached since the baseline list; nothing on the server tells the two apart (docs/ownership.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.resources import AttachmentSpec, Intent
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguous:
+    """Several ports on the network are new to the intent's baseline: any of them may be ours."""
+
+    candidates: tuple[str, ...]
 
 
 def adoptable(
@@ -22,8 +33,9 @@ def adoptable(
     others_known: Collection[Collection[str]] = (),
     reserved_ips: Collection[tuple[str, str]] = (),
     running_jobs: Collection[tuple[str, Collection[str] | None]] = (),
-) -> InterfaceAttachment | None:
-    """The port to adopt, or None. ``claimed`` are port IDs other attachments on this server own;
+) -> InterfaceAttachment | Ambiguous | None:
+    """The port to adopt, None (attach anew), or Ambiguous (adopt nothing, attach nothing). ``claimed`` are
+    port IDs other attachments on this server own;
     ``others_known`` the known ports of other attachments on this server whose attach is unanswered too;
     ``running_jobs`` the (network, baseline) of other attachments' v1 attach jobs that have not ended."""
     if spec.port_id:
@@ -58,8 +70,9 @@ def adoptable(
     for other in others_known:
         if ids & set(other):
             fresh = [p for p in fresh if p.port_id in other]
-    # Attaches are serialised per server, so at most one interrupted POST per server can be ours;
-    # should several new ports on our network appear (another tool attaching at the same time), take
-    # one deterministically rather than attach yet another.
-    fresh.sort(key=lambda p: p.port_id)
+    # Attaches are serialised per server, so at most one interrupted POST per server can be ours; several
+    # new ports on our network mean another tool attached too, and taking one would be a guess (the model
+    # test found both ways a guess goes wrong: a foreign NIC detached, and our own left behind twice over).
+    if len(fresh) > 1:
+        return Ambiguous(tuple(sorted(p.port_id for p in fresh)))
     return fresh[0] if fresh else None

@@ -24,7 +24,7 @@ from ecs_nic_operator.clouds import Cloud
 from ecs_nic_operator.conditions import READY, SYNCED, Condition, Reason
 from ecs_nic_operator.kube import Gone
 from ecs_nic_operator.reconcile import v1
-from ecs_nic_operator.reconcile.adopt import adoptable
+from ecs_nic_operator.reconcile.adopt import Ambiguous, adoptable
 from ecs_nic_operator.reconcile.capacity import nic_limit
 from ecs_nic_operator.reconcile.errors import classify
 from ecs_nic_operator.reconcile.evidence import Signer, previous_release
@@ -60,6 +60,8 @@ async def attach(
         # Only an intent still in flight is kept on the object (see resources._live_intent): the first
         # attach's, or a repair's that replaces the port status still names.
         if obj.intent is not None and not signer.verify(obj):
+            if (said := ambiguity_said(obj)) is not None:
+                return said  # its intent was retired when the ambiguity was found: it stays what it said
             if previous_release(obj.intent):
                 why = (
                     "the ecsnic.io/attach-intent annotation is unsigned, as the previous release wrote it, and "
@@ -83,8 +85,10 @@ async def attach(
             # An earlier attach may have reached the cloud without its answer being saved.
             await world.know_all()
             ports = await world.views.ports(client, skey, 0)
-            port = adoptable(spec, obj.intent, ports, *rivals(world.store, skey, obj.key, signer))
-            adopted = port is not None
+            found = adoptable(spec, obj.intent, ports, *rivals(world.store, skey, obj.key, signer))
+            if isinstance(found, Ambiguous):
+                return ambiguous(world, obj, skey, found)
+            port, adopted = found, found is not None
             # -- issue 13: v1, no job ID and no NIC of it: its POST may still be adding one (reconcile/jobs.py)
             waiting = (
                 v1.unanswered(world, obj, skey) if port is None and cloud.spec.api == "v1" and not repair else None
@@ -121,10 +125,12 @@ async def attach(
                 port = await client.attach(skey[1], net_id=spec.net_id, port_id=spec.port_id, fixed_ip=spec.fixed_ip)
             except errors.InUse:
                 ports = await world.views.ports(client, skey, 0)
-                port = adoptable(spec, intent, ports, *rivals(world.store, skey, obj.key, signer))
-                if port is None:
+                found = adoptable(spec, intent, ports, *rivals(world.store, skey, obj.key, signer))
+                if isinstance(found, Ambiguous):
+                    return ambiguous(world, obj, skey, found)
+                if found is None:
                     raise
-                adopted = True
+                port, adopted = found, True
             except errors.CloudError as exc:
                 # It may have reached the cloud (the intent makes the next try adopt), or the cloud says the
                 # server is full: the count kept for it is not known to be right any more.
@@ -183,6 +189,61 @@ def unverifiable(world: World, obj: Attachment, server: str, why: str) -> Outcom
         "ecsnic.io/finalizer finalizer to attach anew (or delete the resource)"
     )
     return blocked(world, obj, Reason.INTENT_UNVERIFIABLE, message, retry=world.settings.spec_retry)
+
+
+def ambiguous(world: World, obj: Attachment, skey: ServerKey, found: Ambiguous) -> Outcome:
+    """Several ports on our network are new to the intent's baseline: one may be what our lost POST made, the
+    others another tool's. Taking one would be a guess, so take none, attach none, and detach none on deletion.
+
+    The intent is retired in the same status write (status.intentSeq past it), so the refusal sticks: were one
+    candidate to go (its owner detaching it, or the user detaching ours by hand), the one left would otherwise
+    look like the single new port, ours to adopt and later to detach."""
+    ports = ", ".join(found.candidates)
+    net = obj.spec.net_id
+    if obj.deleting:
+        todo = (
+            "Detach by hand the one this resource attached, if it is still there, then set spec.deletionPolicy: "
+            "Orphan to let this resource go (nothing is detached until then)"
+        )
+    else:
+        todo = (
+            "Find the one this resource attached (the cloud console shows when each was created): detach it by "
+            "hand, or claim it with an EcsNicAttachment that names it by spec.portId; then delete this resource "
+            "with spec.deletionPolicy: Orphan, or remove its ecsnic.io/attach-intent annotation and "
+            "ecsnic.io/finalizer finalizer to attach anew"
+        )
+    message = (
+        f"cannot tell which NIC is this resource's: ports {ports} on network {net} of server {skey[1]} are all new "
+        f"since its attach started, whose answer was lost, so none is adopted, attached or detached. {todo}"
+    )
+    log.warning("%s/%s: %s", obj.namespace, obj.name, message)
+    assert obj.intent is not None
+    retired = max(obj.intent.seq, obj.intent_seq, world.memory.signed.pop(obj.key, 0)) + 1
+    # Ready False even for a drift repair: the port status still names is gone, and no other is known ours.
+    wanted = [Condition(READY, False, Reason.ADOPTION_AMBIGUOUS, message)]
+    wanted.append(Condition(SYNCED, False, Reason.ADOPTION_AMBIGUOUS, message))
+    event = ("Warning", Reason.ADOPTION_AMBIGUOUS, message)
+    # No look of its own: only what the user does (an edit, the deletion) can change the verdict.
+    return Outcome(write=Write(obj, {"intentSeq": retired}, wanted, event), label="deferred")
+
+
+def ambiguity_said(obj: Attachment) -> Outcome | None:
+    """An attachment whose intent was retired by an AdoptionAmbiguous verdict: that verdict, as it was written
+    (the candidates are named in its message), looked at again only when the user changes something."""
+    intent = obj.intent
+    if intent is None or not intent.sig or intent.seq >= obj.intent_seq:
+        return None
+    if obj.port_id and intent.replaces != obj.port_id:
+        return None  # a drift repair's intent names the port status still shows; any other is spent
+    said = next(
+        (c for c in obj.status.get("conditions") or [] if c.get("type") == SYNCED),
+        None,
+    )
+    if said is None or said.get("reason") != Reason.ADOPTION_AMBIGUOUS:
+        return None
+    message = str(said.get("message") or "")
+    wanted = [Condition(kind, False, Reason.ADOPTION_AMBIGUOUS, message) for kind in (READY, SYNCED)]
+    return Outcome(write=Write(obj, None, wanted), label="deferred")
 
 
 def port_claimed(world: World, obj: Attachment, claimer: Attachment) -> Outcome:

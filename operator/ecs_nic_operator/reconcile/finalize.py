@@ -15,7 +15,8 @@ from ecs_nic_operator.cloud import errors
 from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.conditions import READY, Condition, Reason
 from ecs_nic_operator.reconcile import prerequisites, v1
-from ecs_nic_operator.reconcile.adopt import adoptable
+from ecs_nic_operator.reconcile.adopt import Ambiguous, adoptable
+from ecs_nic_operator.reconcile.attach import ambiguity_said, ambiguous
 from ecs_nic_operator.reconcile.failures import cloud_error
 from ecs_nic_operator.reconcile.outcome import Event, Look, Outcome, Write
 from ecs_nic_operator.reconcile.ownership import rivals
@@ -47,6 +48,8 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
     signer = await prerequisites.signer(world, obj)
     if isinstance(signer, Outcome):
         return signer
+    if (said := ambiguity_said(obj)) is not None:
+        return said  # which NIC is ours could not be told: detach none, and hold the deletion (Orphan lets go)
     if obj.intent is not None and not obj.port_id and not signer.verify(obj):
         # Evidence we did not write proves no NIC is ours: detach nothing, and do not hold the deletion.
         message = (
@@ -77,6 +80,8 @@ async def finalize(world: World, obj: Attachment) -> Outcome:
                 ports = await world.views.ports(client, skey, 0)
                 if port_id is None or port_id not in ports:
                     found = adoptable(obj.spec, obj.intent, ports, *rivals(world.store, skey, obj.key, signer))
+                    if isinstance(found, Ambiguous):
+                        return ambiguous(world, obj, skey, found)
                     port_id = found.port_id if found else port_id
         if port_id is None:
             # -- issue 13: a lost v1 answer: its job may add the NIC after the finalizer went (a leak)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .world import NovaError, Server, World, forbidden
+from .world import NovaError, Server, World, bad_request, forbidden, not_found
 
 ADD_KEYS = frozenset(
     {"subnet_id", "port_id", "security_groups", "ip_address", "ipv6_enable", "ipv6_bandwidth", "efi_enable"}
@@ -34,7 +34,7 @@ INTERNAL = ("Ecs.1000", "Internal error in the compute service.")
 
 def invalid(message: str) -> NovaError:
     """Huawei's answer to a request body it cannot use (``Ecs.0005``, invalid parameter)."""
-    return NovaError(400, "badRequest", message, ecs=(400, "Ecs.0005", message))
+    return bad_request(message, ecs=(400, "Ecs.0005", message))
 
 
 @dataclass(eq=False)
@@ -206,9 +206,7 @@ class Jobs:
         except ValueError:
             raise invalid(f"Invalid IP address {ip!r}.") from None
         if addr not in net:
-            raise NovaError(
-                400,
-                "badRequest",
+            raise bad_request(
                 f"IP address {ip} is not a valid IP for the specified subnet {subnet_id} ({net}).",
                 ecs=(400, "Ecs.0039", f"IP address {ip} is not in subnet {subnet_id} ({net})."),
             )
@@ -278,11 +276,8 @@ class Jobs:
         self.world.settle()
         job = self.jobs.get(job_id)
         if job is None:
-            raise NovaError(
-                404,
-                "itemNotFound",
-                f"Job {job_id} could not be found.",
-                ecs=(404, "Ecs.0005", f"The job {job_id} does not exist."),
+            raise not_found(
+                f"Job {job_id} could not be found.", ecs=(404, "Ecs.0005", f"The job {job_id} does not exist.")
             )
         now = self.world.clock()
         status = job.status(now)

@@ -58,6 +58,14 @@ def _isotime(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+async def _json_body(request: web.Request) -> Any:
+    """The request's JSON, or None when it has none or is not JSON: each handler refuses that in its own words."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 class Simulator:
     """One simulated cloud. ``Simulator(seed)``; serve it with :meth:`start` or mount :meth:`app`."""
 
@@ -436,10 +444,7 @@ class Simulator:
 
     async def _attach(self, request: web.Request) -> web.Response:
         sid = request.match_info["server_id"]
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
 
         def op(mv: tuple[int, int]) -> web.Response:
             if body is None:
@@ -485,10 +490,7 @@ class Simulator:
     async def _v1_write(self, request: web.Request, op: Callable[[Any], dict[str, Any]]) -> web.Response:
         if not self.huawei:
             raise web.HTTPNotFound()
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
         try:
             with self._lock:
                 return _json(200, op(body))
@@ -526,10 +528,7 @@ class Simulator:
             return _json(err.status, err.body())
 
     async def _neutron_update_port(self, request: web.Request) -> web.Response:
-        try:
-            body: Any = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
         try:
             with self._lock:
                 return _json(200, self._port_doc(neutron.update(self.world, request.match_info["port_id"], body)))
@@ -659,10 +658,7 @@ class Simulator:
         return _json(200, self.state())
 
     async def _ctl_body(self, request: web.Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await _json_body(request)
         if not isinstance(body, dict):
             raise web.HTTPBadRequest(text="a JSON object is required")
         return body

@@ -40,20 +40,20 @@ class NovaError(Exception):
         self.ecs = ecs
 
 
-def not_found(message: str) -> NovaError:
-    return NovaError(404, "itemNotFound", message)
+def not_found(message: str, ecs: tuple[int, str, str] | None = None) -> NovaError:
+    return NovaError(404, "itemNotFound", message, ecs=ecs)
 
 
-def bad_request(message: str) -> NovaError:
-    return NovaError(400, "badRequest", message)
+def bad_request(message: str, ecs: tuple[int, str, str] | None = None) -> NovaError:
+    return NovaError(400, "badRequest", message, ecs=ecs)
 
 
-def conflict(message: str) -> NovaError:
-    return NovaError(409, "conflictingRequest", message)
+def conflict(message: str, ecs: tuple[int, str, str] | None = None) -> NovaError:
+    return NovaError(409, "conflictingRequest", message, ecs=ecs)
 
 
-def forbidden(message: str) -> NovaError:
-    return NovaError(403, "forbidden", message)
+def forbidden(message: str, ecs: tuple[int, str, str] | None = None) -> NovaError:
+    return NovaError(403, "forbidden", message, ecs=ecs)
 
 
 @dataclass(eq=False)
@@ -84,9 +84,7 @@ class Network:
         while self.cursor <= self.last and self.cursor in self.used:
             self.cursor += 1
         if self.cursor > self.last:
-            raise NovaError(
-                409,
-                "conflictingRequest",
+            raise conflict(
                 f"No more IP addresses available on network {self.id}.",
                 ecs=(400, "Ecs.0012", f"Subnet {self.subnet_id} has no free IP addresses (network {self.id})."),
             )
@@ -353,9 +351,7 @@ class World:
     def _server(self, server_id: str) -> Server:
         server = self.servers.get(server_id)
         if server is None:
-            raise NovaError(
-                404,
-                "itemNotFound",
+            raise not_found(
                 f"Instance {server_id} could not be found.",
                 ecs=(404, "Ecs.0614", f"The ECS {server_id} does not exist."),
             )
@@ -367,9 +363,7 @@ class World:
         except ValueError as exc:
             raise bad_request(f"Invalid fixed IP address ({ip})") from exc
         if addr not in network.net or not network.valid_host(int(addr)):
-            raise NovaError(
-                400,
-                "badRequest",
+            raise bad_request(
                 f"Invalid input for field/attribute fixed_ips. IP address {ip} is not a valid IP "
                 f"for the specified subnet {network.subnet_id} ({network.net}).",
                 ecs=(400, "Ecs.0039", f"IP address {ip} is not in subnet {network.subnet_id} ({network.net})."),
@@ -378,9 +372,7 @@ class World:
         if holder_id is not None:
             holder = self.ports.get(holder_id)
             where = holder.server_id if holder is not None and holder.server_id else f"port {holder_id}"
-            raise NovaError(
-                409,
-                "conflictingRequest",
+            raise conflict(
                 f"Fixed IP address {ip} is already in use on instance {where}.",
                 ecs=(400, "Ecs.0010", f"The private IP address {ip} is already in use (instance {where})."),
             )
@@ -442,9 +434,7 @@ class World:
     def network_for(self, net_id: str) -> Network:
         network = self.networks.get(net_id)
         if network is None:
-            raise NovaError(
-                404,
-                "itemNotFound",
+            raise not_found(
                 f"Network {net_id} could not be found.",
                 ecs=(400, "Ecs.0038", f"The subnet (network {net_id}) does not exist."),
             )
@@ -455,9 +445,7 @@ class World:
         if port is None:
             raise not_found(f"Port {port_id} could not be found.")
         if port.server_id is not None:
-            raise NovaError(
-                409,
-                "conflictingRequest",
+            raise conflict(
                 f"Port {port_id} is still in use.",
                 ecs=(400, "Ecs.0919", f"The NIC {port_id} is attached to another instance ({port.server_id})."),
             )
@@ -513,9 +501,7 @@ class World:
 
     def _check_quota(self, server: Server) -> None:
         if len(server.ports) >= server.max_nics:
-            raise NovaError(
-                403,
-                "forbidden",
+            raise forbidden(
                 "Maximum number of ports exceeded",
                 ecs=(
                     400,
@@ -528,9 +514,7 @@ class World:
         """Refuse a mutating call the server's state does not allow (counts every attempt for busyFirst)."""
         server.mutating_calls += 1
         if server.state == "locked":
-            raise NovaError(
-                409,
-                "conflictingRequest",
+            raise conflict(
                 f"Instance {server.id} is locked",
                 ecs=(400, "Ecs.0605", f"ECS {server.id} is locked."),
             )
@@ -542,7 +526,7 @@ class World:
             ecs = (501, "Ecs.0603", "Other commands are being executed on the ECS. Please try again 1 minute later.")
         else:
             ecs = (400, "Ecs.0100", f"The ECS {server.id} status does not allow the operation: {action}.")
-        raise NovaError(409, "conflictingRequest", nova, ecs=ecs)
+        raise conflict(nova, ecs=ecs)
 
     def _accepted(self, server: Server) -> None:
         if server.state == "busy":

@@ -22,18 +22,14 @@ from ecs_nic_operator.cloud import (
     TokenBucket,
 )
 from ecs_nic_operator.simulator import Simulator
-from tests.unit.simulator.conftest import AK, NET, PORT_FREE, PROJECT, SERVER_A, SERVER_B, SK, SUBNET
+from tests.unit.simulator.conftest import AK, MISSING, NET, PORT_FREE, PROJECT, SERVER_A, SERVER_B, SK, SUBNET, running
 from tests.unit.simulator.test_huaweicloudsdk_v1 import BANDWIDTH, SG_DEFAULT, SG_WEB, SUBNET6, v1_seed
-
-MISSING = "99999999-9999-4999-8999-999999999999"
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(v1_seed())
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+    async with running(v1_seed()) as simulator:
+        yield simulator
 
 
 async def until_done(ecs: EcsClient, job_id: str, within: float = 5.0) -> Job:

@@ -23,17 +23,25 @@ from ecs_nic_operator.cloud import (
     TokenBucket,
 )
 from ecs_nic_operator.simulator import Simulator
-from tests.unit.simulator.conftest import AK, NET, PORT_FREE, PROJECT, SERVER_A, SERVER_B, SK, TOKEN, make_seed
-
-MISSING = "99999999-9999-4999-8999-999999999999"
+from tests.unit.simulator.conftest import (
+    AK,
+    MISSING,
+    NET,
+    PORT_FREE,
+    PROJECT,
+    SERVER_A,
+    SERVER_B,
+    SK,
+    TOKEN,
+    make_seed,
+    running,
+)
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(make_seed())
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+    async with running(make_seed()) as simulator:
+        yield simulator
 
 
 def client_for(sim: Simulator, auth: httpx.Auth | None = None, **kw: Any) -> EcsClient:
@@ -126,49 +134,29 @@ async def test_shared_token_bucket_holds_the_ceiling_at_the_cloud(sim: Simulator
 
 
 async def test_attachable_nics_where_the_cloud_says_and_none_where_it_cannot() -> None:
-    huawei = Simulator(make_seed(dialect="huawei"))
-    await huawei.start()
-    try:
-        async with client_for(huawei, AkSkAuth(AK, SK, PROJECT)) as ecs:
-            assert await ecs.attachable_nics(SERVER_A) == 3  # maxNics 3
-            await ecs.attach(SERVER_A, net_id=NET)
-            assert await ecs.attachable_nics(SERVER_A) == 2
-            with pytest.raises(NotFound) as info:
-                await ecs.attachable_nics(MISSING)
-            assert info.value.what == "server" and info.value.code == "Ecs.0614"
-    finally:
-        await huawei.stop()
-    nova = Simulator(make_seed(dialect="nova"))
-    await nova.start()
-    try:
-        async with client_for(nova) as ecs:
-            assert await ecs.attachable_nics(SERVER_A) is None  # upstream OpenStack has no v1 API
-    finally:
-        await nova.stop()
+    async with running(make_seed(dialect="huawei")) as huawei, client_for(huawei, AkSkAuth(AK, SK, PROJECT)) as ecs:
+        assert await ecs.attachable_nics(SERVER_A) == 3  # maxNics 3
+        await ecs.attach(SERVER_A, net_id=NET)
+        assert await ecs.attachable_nics(SERVER_A) == 2
+        with pytest.raises(NotFound) as info:
+            await ecs.attachable_nics(MISSING)
+        assert info.value.what == "server" and info.value.code == "Ecs.0614"
+    async with running(make_seed(dialect="nova")) as nova, client_for(nova) as ecs:
+        assert await ecs.attachable_nics(SERVER_A) is None  # upstream OpenStack has no v1 API
 
 
 async def test_one_v1_list_answers_the_nics_and_the_count_where_the_cloud_has_it() -> None:
-    huawei = Simulator(make_seed(dialect="huawei"))
-    await huawei.start()
-    try:
-        async with client_for(huawei, AkSkAuth(AK, SK, PROJECT)) as ecs:
-            assert await ecs.list_with_room(SERVER_A) == ([], 3)  # maxNics 3
-            port = await ecs.attach(SERVER_A, net_id=NET)
-            both = await ecs.list_with_room(SERVER_A)
-            assert both is not None and [p.port_id for p in both[0]] == [port.port_id] and both[1] == 2
-            with pytest.raises(NotFound) as info:
-                await ecs.list_with_room(MISSING)
-            assert info.value.what == "server" and info.value.code == "Ecs.0614"
+    async with running(make_seed(dialect="huawei")) as huawei, client_for(huawei, AkSkAuth(AK, SK, PROJECT)) as ecs:
+        assert await ecs.list_with_room(SERVER_A) == ([], 3)  # maxNics 3
+        port = await ecs.attach(SERVER_A, net_id=NET)
+        both = await ecs.list_with_room(SERVER_A)
+        assert both is not None and [p.port_id for p in both[0]] == [port.port_id] and both[1] == 2
+        with pytest.raises(NotFound) as info:
+            await ecs.list_with_room(MISSING)
+        assert info.value.what == "server" and info.value.code == "Ecs.0614"
         assert huawei.state()["calls"] == {
             "GET /v1/{project_id}/cloudservers/{server_id}/os-interface": 3,
             "POST /v2.1/{project_id}/servers/{server_id}/os-interface": 1,
         }
-    finally:
-        await huawei.stop()
-    nova = Simulator(make_seed(dialect="nova"))
-    await nova.start()
-    try:
-        async with client_for(nova) as ecs:
-            assert await ecs.list_with_room(SERVER_A) is None  # upstream OpenStack has no v1 API
-    finally:
-        await nova.stop()
+    async with running(make_seed(dialect="nova")) as nova, client_for(nova) as ecs:
+        assert await ecs.list_with_room(SERVER_A) is None  # upstream OpenStack has no v1 API

@@ -24,7 +24,7 @@ from ecs_nic_operator.cloud.auth import TokenAuth
 from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.cloud.transport import CaBundleError, ProxyRouter, bypassed, ssl_context
 from ecs_nic_operator.simulator import Simulator
-from tests.unit.simulator.conftest import PROJECT, SERVER_B, TOKEN, make_seed
+from tests.unit.simulator.conftest import PROJECT, SERVER_B, TOKEN, make_seed, running
 
 
 class ForwardProxy:
@@ -66,12 +66,8 @@ class ForwardProxy:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    s = Simulator(make_seed(dialect="huawei"))
-    await s.start()
-    try:
+    async with running(make_seed(dialect="huawei")) as s:
         yield s
-    finally:
-        await s.stop()
 
 
 @pytest.fixture

@@ -207,6 +207,9 @@ class FakeCloud:
     new_port_state: str = "ACTIVE"  # what a NIC made by attach reports (DOWN: it never comes up by itself)
     detach_sticks: bool = False  # a DELETE is accepted and the NIC stays (a flavor that detaches only when stopped)
     calls: Counter[str] = field(default_factory=Counter)
+    # uids whose attach the cloud refused with an answer that does not exclude an effect (a 503 while down) and
+    # that made no NIC: the one case where adoption by baseline may take another's NIC (docs/ownership.md)
+    refused_unsure_for: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _server(self, server_id: str, operation: str) -> dict[str, InterfaceAttachment]:
@@ -236,6 +239,8 @@ class FakeCloud:
         self, server_id: str, *, net_id: str | None = None, port_id: str | None = None, fixed_ip: str | None = None
     ) -> InterfaceAttachment:
         self.calls["attach"] += 1
+        if self.down:
+            self.refused_unsure_for.add(self.current_uid)
         nics = self._server(server_id, "attach")
         if port_id is not None:
             if any(port_id in s for s in self.servers.values()):

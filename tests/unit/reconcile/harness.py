@@ -13,6 +13,7 @@ from ecs_nic_operator.resources import CloudSpec, Key
 from tests.unit.reconcile.fakes import Body, FakeCloud, FakeKube, key_secret
 
 NET = "net-a"
+SERVER = "srv-1"
 SETTINGS = Settings(resync_period=300.0, spec_retry=300.0, dependency_retry=60.0, operator_namespace="ops")
 
 
@@ -74,3 +75,11 @@ class Harness:
 
     def keys(self) -> list[Key]:
         return list(self.controller.objects)
+
+
+async def claimed(h: Harness) -> None:
+    """A scenario: the port that ns/a asks for is already held by an attachment in another namespace."""
+    h.cloud.free_ports["p-shared"] = NET
+    h.kube.create("team-a", "owner", {"serverId": SERVER, "portId": "p-shared"})
+    await h.settle()
+    h.kube.create("ns", "a", {"serverId": SERVER, "portId": "p-shared"})

@@ -9,13 +9,16 @@ The number of steps explored is printed at the end (-s shows it).
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from ecs_nic_operator.config import INTENT_ANNOTATION
 from tests.unit.reconcile.fakes import Crash
 from tests.unit.reconcile.harness import NET, Harness
 
@@ -23,7 +26,16 @@ SERVER = "srv-1"
 NAMES = ["a", "b", "c", "d"]
 EXAMPLES = int(os.environ.get("ECSNIC_MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("ECSNIC_MODEL_STEPS", "30"))
-EXPLORED = {"steps": 0, "examples": 0}
+EXPLORED = {"steps": 0, "examples": 0, "ambiguities": 0}
+
+
+def ambiguity(body: dict[str, Any]) -> tuple[str, ...] | None:
+    """The candidate ports an AdoptionAmbiguous verdict names (its message lists them), or None."""
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond["type"] == "Synced" and cond.get("reason") == "AdoptionAmbiguous":
+            named = re.search(r"ports (.*?) on network", cond.get("message", ""))
+            return tuple(named.group(1).split(", ")) if named else ()
+    return None
 
 
 class Attachments(RuleBasedStateMachine):
@@ -39,6 +51,7 @@ class Attachments(RuleBasedStateMachine):
         # uid -> the port its spec names: the ownership rule lets it detach that port once no live attachment
         # claims it (e.g. one deleted with Orphan left it attached), even though another attached it.
         self.names_port: dict[str, str] = {}
+        self.ambiguities: set[tuple[str, tuple[str, ...]]] = set()  # (uid, candidates) already checked
         EXPLORED["examples"] += 1
 
     @staticmethod
@@ -99,6 +112,23 @@ class Attachments(RuleBasedStateMachine):
         if uid in self.deleted:
             self.deleted[uid] = policy
             self.orphaned_at.pop(uid, None)
+
+    @rule(name=st.sampled_from(NAMES))
+    def resolve_ambiguity(self, name: str) -> None:
+        """What AdoptionAmbiguous tells its user (docs/ownership.md): detach by hand the NIC this attachment
+        made (the user can tell from the cloud's console; the model knows), then remove the intent annotation
+        and the finalizer so that it attaches anew."""
+        EXPLORED["steps"] += 1
+        body = self.h.obj("ns", name)
+        if body is None or ambiguity(body) is None or body["metadata"].get("deletionTimestamp"):
+            return
+        uid = body["metadata"]["uid"]
+        for port in [p for p, u in self.h.cloud.made_for.items() if u == uid]:
+            self.h.cloud.servers[SERVER].pop(port, None)
+        body = copy.deepcopy(body)
+        body["metadata"]["annotations"].pop(INTENT_ANNOTATION, None)
+        body["metadata"]["finalizers"] = []
+        self.h.kube._commit(body)
 
     # -- the operator --------------------------------------------------------------------------------
     @rule(name=st.sampled_from(NAMES))
@@ -178,6 +208,23 @@ class Attachments(RuleBasedStateMachine):
         self.h.kube.conflict_next = 0
         self.h.hold_events = False
         self.h.deliver()
+        self._converge()
+        # A deletion the operator refused to guess for (AdoptionAmbiguous) waits for its user: do what
+        # docs/ownership.md says (detach by hand the NIC this attachment made, then Orphan), and converge again.
+        if self._resolve_ambiguous_deletions():
+            self._converge()
+        # No stuck finalizer once the cloud is healthy.
+        stuck = [k for k, b in self.h.kube.objects.items() if b["metadata"].get("deletionTimestamp")]
+        assert not stuck, f"finalizers stuck on {stuck}"
+        # Every deleted attachment's NIC is gone (Delete) or was never detached by us (Orphan).
+        present = set(cloud.servers[SERVER])
+        for uid, policy in self.deleted.items():
+            mine = {p for p, u in cloud.made_for.items() if u == uid}
+            if policy == "Delete":
+                assert not (mine & present), f"{self.uids[uid]} (Delete) left {mine & present}"
+
+    def _converge(self) -> None:
+        cloud = self.h.cloud
         for _ in range(40):
             # A reconcile may progress with neither write nor change on the cloud (a DELETE answered 404 after a
             # restart, whose next look releases): the calls it made count as progress too.
@@ -191,15 +238,19 @@ class Attachments(RuleBasedStateMachine):
                 self.run(self.h.controller.reconcile(key))
             if (repr(self.h.kube.objects), repr(cloud.servers), repr(cloud.calls)) == before:
                 break
-        # No stuck finalizer once the cloud is healthy.
-        stuck = [k for k, b in self.h.kube.objects.items() if b["metadata"].get("deletionTimestamp")]
-        assert not stuck, f"finalizers stuck on {stuck}"
-        # Every deleted attachment's NIC is gone (Delete) or was never detached by us (Orphan).
-        present = set(cloud.servers[SERVER])
-        for uid, policy in self.deleted.items():
-            mine = {p for p, u in cloud.made_for.items() if u == uid}
-            if policy == "Delete":
-                assert not (mine & present), f"{self.uids[uid]} (Delete) left {mine & present}"
+
+    def _resolve_ambiguous_deletions(self) -> bool:
+        acted = False
+        for (_, name), body in list(self.h.kube.objects.items()):
+            if not body["metadata"].get("deletionTimestamp") or ambiguity(body) is None:
+                continue
+            uid = body["metadata"]["uid"]
+            for port in [p for p, u in self.h.cloud.made_for.items() if u == uid]:
+                if port in self.h.cloud.servers[SERVER]:
+                    del self.h.cloud.servers[SERVER][port]  # by hand: not a detach of the operator's
+            self.set_policy(name, "Orphan")
+            acted = True
+        return acted
 
     # -- the promises, after every step ---------------------------------------------------------------
     @invariant()
@@ -213,10 +264,32 @@ class Attachments(RuleBasedStateMachine):
         assert not doubled, f"attached twice: {doubled}"
 
     @invariant()
+    def an_ambiguity_is_real(self) -> None:
+        """AdoptionAmbiguous names at least two ports, and not all of them are the attachment's own: the
+        operator refused a guess it really could not make, rather than blocking for nothing."""
+        for body in self.h.kube.objects.values():
+            candidates = ambiguity(body)
+            if candidates is None or (body["metadata"]["uid"], candidates) in self.ambiguities:
+                continue
+            self.ambiguities.add((body["metadata"]["uid"], candidates))
+            EXPLORED["ambiguities"] += 1
+            uid = body["metadata"]["uid"]
+            assert len(candidates) >= 2, f"{self.uids[uid]}: AdoptionAmbiguous with {candidates}"
+            theirs = [p for p in candidates if self.h.cloud.made_for.get(p) != uid]
+            assert theirs, f"{self.uids[uid]}: AdoptionAmbiguous, yet {candidates} are all its own"
+
+    @invariant()
     def no_nic_detached_that_the_operator_did_not_own(self) -> None:
         cloud = self.h.cloud
         for n, (port, uid) in enumerate(cloud.detached_for):
-            assert port not in cloud.foreign, f"detached foreign NIC {port}"
+            # The one case adoption by baseline cannot tell apart (docs/ownership.md, "What adoption cannot
+            # know"): the attachment's attach was answered with an error that does not exclude an effect but
+            # made no NIC, and another tool attached exactly one NIC on the network since its baseline list.
+            # Two new NICs (ours and a foreign one) are AdoptionAmbiguous: nothing is adopted or detached.
+            unsure = uid in cloud.refused_unsure_for
+            assert port not in cloud.foreign or unsure, f"detached foreign NIC {port}"
+            if port in cloud.foreign:
+                continue
             owner = cloud.made_for.get(port)
             named = self.names_port.get(uid) == port and owner in self.deleted
             assert owner == uid or named, f"{self.uids.get(uid)} detached {port}, made for another"
@@ -234,4 +307,7 @@ TestAttachments = Attachments.TestCase
 
 
 def teardown_module() -> None:
-    print(f"\nmodel: {EXPLORED['examples']} examples, {EXPLORED['steps']} steps explored")
+    print(
+        f"\nmodel: {EXPLORED['examples']} examples, {EXPLORED['steps']} steps explored, "
+        f"{EXPLORED['ambiguities']} AdoptionAmbiguous verdicts checked"
+    )

@@ -25,9 +25,8 @@ from ecs_nic_operator.reconcile.follow import follow
 from ecs_nic_operator.reconcile.outcome import Outcome
 from ecs_nic_operator.reconcile.pacing import RUN_FALLBACK, poll_delay
 from ecs_nic_operator.resources import Attachment
-from tests.unit.reconcile.harness import NET, SETTINGS, Harness
+from tests.unit.reconcile.harness import NET, SERVER, SETTINGS, Harness, claimed
 
-SERVER = "srv-1"
 SKEY = ("default", SERVER)
 Phase = Callable[[Harness, Attachment], Awaitable[Outcome]]
 
@@ -143,13 +142,6 @@ async def second_on_server(h: Harness) -> None:
 
 async def garbled(h: Harness) -> None:
     h.kube.create("ns", "a", {"serverId": SERVER, "netId": NET}, annotations={INTENT_ANNOTATION: "{not json"})
-
-
-async def claimed(h: Harness) -> None:
-    h.cloud.free_ports["p-shared"] = NET
-    h.kube.create("team-a", "owner", {"serverId": SERVER, "portId": "p-shared"})
-    await h.settle()
-    h.kube.create("ns", "a", {"serverId": SERVER, "portId": "p-shared"})
 
 
 async def full(h: Harness) -> None:

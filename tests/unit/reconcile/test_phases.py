@@ -11,9 +11,7 @@ import pytest
 
 from ecs_nic_operator.config import INTENT_ANNOTATION
 from ecs_nic_operator.resources import Attachment
-from tests.unit.reconcile.harness import NET, Harness
-
-SERVER = "srv-1"
+from tests.unit.reconcile.harness import NET, SERVER, Harness, claimed
 
 
 def harness() -> Harness:
@@ -56,13 +54,6 @@ async def copied(h: Harness) -> None:
     assert donor is not None
     intent = donor["metadata"]["annotations"][INTENT_ANNOTATION]
     h.kube.create("ns", "a", {"serverId": SERVER, "netId": "net-b"}, annotations={INTENT_ANNOTATION: intent})
-
-
-async def claimed(h: Harness) -> None:
-    h.cloud.free_ports["p-shared"] = NET
-    h.kube.create("team-a", "owner", {"serverId": SERVER, "portId": "p-shared"})
-    await h.settle()
-    h.kube.create("ns", "a", {"serverId": SERVER, "portId": "p-shared"})
 
 
 async def lost_reply(h: Harness) -> None:

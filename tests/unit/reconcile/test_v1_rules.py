@@ -4,6 +4,7 @@ which allowed address pairs a port should have."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from ecs_nic_operator.cloud import errors
 from ecs_nic_operator.cloud.models import AddressPair, Job, Port
 from ecs_nic_operator.conditions import Reason
-from ecs_nic_operator.reconcile.jobs import job_error, unanswered, unanswered_delete
+from ecs_nic_operator.reconcile.jobs import Unanswered, job_error, unanswered, unanswered_delete
 from ecs_nic_operator.reconcile.ports import wanted_pairs
 from ecs_nic_operator.resources import AttachmentSpec, Intent, PortProperties, port_properties_status
 
@@ -55,27 +56,25 @@ def test_a_failed_job_is_the_error_the_synchronous_call_would_raise(
     assert type(err) is cls and "j1" in err.message
 
 
-def test_a_lost_job_id_is_waited_for_then_blocks() -> None:
+@pytest.mark.parametrize(
+    ("rule", "way_out"),
+    [
+        (unanswered, "remove the ecsnic.io/attach-intent"),
+        # A deletion keeps the finalizer past the bound (a NIC that still appears is detached).
+        (unanswered_delete, "spec.deletionPolicy: Orphan"),
+    ],
+)
+def test_a_lost_job_id_is_waited_for_then_blocks_and_says_how_to_let_go(
+    rule: Callable[..., Unanswered], way_out: str
+) -> None:
     started = datetime(2026, 1, 1, tzinfo=UTC)
     intent = Intent(started.strftime("%Y-%m-%dT%H:%M:%SZ"), ("p",), "srv")
-    soon = unanswered(intent, "srv", bound=300, poll=1.0, retry=60, now=started + timedelta(seconds=10))
+    soon = rule(intent, "srv", bound=300, poll=1.0, retry=60, now=started + timedelta(seconds=10))
     assert not soon.blocked and soon.retry_in == 1.0
-    late = unanswered(intent, "srv", bound=300, poll=1.0, retry=60, now=started + timedelta(seconds=301))
+    late = rule(intent, "srv", bound=300, poll=1.0, retry=60, now=started + timedelta(seconds=301))
     assert late.blocked and late.retry_in == 60
     assert {c.reason for c in soon.conditions + late.conditions} == {Reason.ATTACH_UNCONFIRMED}
-    assert "remove the ecsnic.io/attach-intent" in late.conditions[0].message
-
-
-def test_a_deletion_after_a_lost_job_id_waits_then_says_how_to_let_go() -> None:
-    started = datetime(2026, 1, 1, tzinfo=UTC)
-    intent = Intent(started.strftime("%Y-%m-%dT%H:%M:%SZ"), ("p",), "srv")
-    soon = unanswered_delete(intent, "srv", bound=300, poll=1.0, retry=60, now=started + timedelta(seconds=10))
-    assert not soon.blocked and soon.retry_in == 1.0
-    late = unanswered_delete(intent, "srv", bound=300, poll=1.0, retry=60, now=started + timedelta(seconds=301))
-    # Past the bound the finalizer is kept (a NIC that still appears is detached) and a person is told how out.
-    assert late.blocked and late.retry_in == 60
-    assert {c.reason for c in soon.conditions + late.conditions} == {Reason.ATTACH_UNCONFIRMED}
-    assert "spec.deletionPolicy: Orphan" in late.conditions[0].message
+    assert way_out in late.conditions[0].message
 
 
 ANY = AddressPair("1.1.1.1/0")

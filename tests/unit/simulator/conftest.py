@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ NET_SMALL = "55555555-5555-4555-8555-555555555555"
 SUBNET_SMALL = "66666666-6666-4666-8666-666666666666"
 PORT_FREE = "77777777-7777-4777-8777-777777777777"
 PORT_FREE_2 = "88888888-8888-4888-8888-888888888888"
+MISSING = "99999999-9999-4999-8999-999999999999"  # no server, network or port has this ID
 
 
 def make_seed(**behaviour: Any) -> dict[str, Any]:
@@ -67,14 +69,21 @@ def seed() -> dict[str, Any]:
     return make_seed()
 
 
-@pytest.fixture
-async def sim(seed: dict[str, Any]) -> AsyncIterator[Simulator]:
+@asynccontextmanager
+async def running(seed: dict[str, Any]) -> AsyncIterator[Simulator]:
+    """A simulator of this world, served on an ephemeral port until the block ends."""
     s = Simulator(seed)
     await s.start()
     try:
         yield s
     finally:
         await s.stop()
+
+
+@pytest.fixture
+async def sim(seed: dict[str, Any]) -> AsyncIterator[Simulator]:
+    async with running(seed) as s:
+        yield s
 
 
 @pytest.fixture
