@@ -41,7 +41,7 @@ PROJECT = "0605767ea3000f0b2f0ac01c2e4ce6bd"
 TOKEN = "bench-token-0000"
 NET = "0b0e0c0d-0000-4000-8000-00000000be0c"
 SUBNET = "0b0e0c0d-0000-4000-8000-0000000005b0"
-LIMITER_SHARE = 0.95
+LIMITER_SHARE = 0.93
 
 
 @dataclass
@@ -740,7 +740,9 @@ def main(argv: list[str] | None = None) -> int:
                     "credentials": {"type": "Token", "secretRef": {"namespace": "ecs-nic-system", "name": "bench"}},
                     # The operator is set a little under the cloud's ceiling Q, with burst 1, as a user would: a
                     # request's arrival jitters by milliseconds after the limiter releases it, and the ceiling
-                    # must hold in every one-second window at the cloud, not just on average.
+                    # must hold in every one-second window at the cloud, not just on average. At 0.95 Q the
+                    # operator sent at most 48 in any of its seconds, and the simulator still counted 51 in one
+                    # rolling second (arrivals bunch across second boundaries).
                     "rateLimit": {"qps": p.qps * LIMITER_SHARE, "burst": 1},
                     "api": args.api,
                 },
