@@ -430,15 +430,21 @@ class EcsClient(ApiClient):
         does not say. A missing server still raises ``NotFound``."""
         op = "attachable_nics"
         url = f"{self._cloudservers}/{_check_id('server ID', server_id)}/os-interface_extension"
+        response = await self._v1_get_if_served(op, url, server_id)
+        if response is None:
+            return None
+        return _free_nics(self._parse(op, response, "attachableQuantity"))
+
+    async def _v1_get_if_served(self, op: str, url: str, server_id: str) -> httpx.Response | None:
+        """A GET of Huawei's v1 API, None where the cloud has no such API; a missing server raises NotFound."""
         try:
-            response = await self._call(op, "GET", url, server_id, ok=frozenset({200}), not_found_what="server")
+            return await self._call(op, "GET", url, server_id, ok=frozenset({200}), not_found_what="server")
         except ApiNotFound:
             return None
         except NotFound as exc:
             if exc.what == "server" and exc.code is not None and exc.code.upper().startswith("ECS."):
                 raise
             return None  # Nova answers an unknown path with a bare 404
-        return _free_nics(self._parse(op, response, "attachableQuantity"))
 
     async def detach(self, server_id: str, port_id: str) -> None:
         """Start detaching; the cloud finishes asynchronously. NotFound means it is not attached."""
@@ -528,24 +534,24 @@ class EcsClient(ApiClient):
 
     async def list_v1(self, server_id: str) -> builtins.list[InterfaceAttachment]:
         """Huawei's v1 list: the NICs with ``pci_address`` and ``driver_mode`` (and what v2.1 lists)."""
-        return (await self._list_v1("list_v1", server_id))[0]
+        op = "list_v1"
+        response = await self._call(
+            op, "GET", self._v1_list_url(server_id), server_id, ok=frozenset({200}), not_found_what="server"
+        )
+        return self._v1_list(op, response)[0]
 
     async def list_with_room(self, server_id: str) -> tuple[builtins.list[InterfaceAttachment], int | None] | None:
         """The NICs and how many more the server can take, in one call: Huawei's v1 list also answers
         ``attachableQuantity.free_nic``. None where the cloud has no v1 API (upstream OpenStack); a missing
         server raises ``NotFound``, as ``attachable_nics`` does."""
-        try:
-            return await self._list_v1("list_with_room", server_id)
-        except ApiNotFound:
-            return None
-        except NotFound as exc:
-            if exc.what == "server" and exc.code is not None and exc.code.upper().startswith("ECS."):
-                raise
-            return None  # Nova answers an unknown path with a bare 404
+        op = "list_with_room"
+        response = await self._v1_get_if_served(op, self._v1_list_url(server_id), server_id)
+        return None if response is None else self._v1_list(op, response)
 
-    async def _list_v1(self, op: str, server_id: str) -> tuple[builtins.list[InterfaceAttachment], int | None]:
-        url = f"{self._cloudservers}/{_check_id('server ID', server_id)}/os-interface"
-        response = await self._call(op, "GET", url, server_id, ok=frozenset({200}), not_found_what="server")
+    def _v1_list_url(self, server_id: str) -> str:
+        return f"{self._cloudservers}/{_check_id('server ID', server_id)}/os-interface"
+
+    def _v1_list(self, op: str, response: httpx.Response) -> tuple[builtins.list[InterfaceAttachment], int | None]:
         raw = self._parse(op, response, "interfaceAttachments")
         if not isinstance(raw, builtins.list):
             raise CloudError(op, "malformed response: interfaceAttachments is not a list", status=200)

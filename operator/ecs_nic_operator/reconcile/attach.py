@@ -32,7 +32,7 @@ from ecs_nic_operator.reconcile.outcome import NOW, Look, Outcome, Write
 from ecs_nic_operator.reconcile.ownership import port_claimer, rivals
 from ecs_nic_operator.reconcile.pacing import BASELINE_MAX_AGE, resync_delay, run_fallback
 from ecs_nic_operator.reconcile.prerequisites import blocked
-from ecs_nic_operator.reconcile.room import RECHECK_MAX_AGE, ROOM_MAX_AGE
+from ecs_nic_operator.reconcile.room import RECHECK_MAX_AGE, ROOM_MAX_AGE, cloud_id
 from ecs_nic_operator.reconcile.status import SYNCED_OK, ready_condition
 from ecs_nic_operator.reconcile.store import ServerKey
 from ecs_nic_operator.reconcile.world import World
@@ -97,7 +97,7 @@ async def attach(
                 return waiting
         if port is None:
             baseline = bool(spec.net_id and not spec.fixed_ip)
-            which = (cloud.spec.name, cloud.spec.endpoint, cloud.spec.project_id)
+            which = cloud_id(cloud.spec)
             if baseline and world.room.stale(which, skey, ROOM_MAX_AGE):
                 # One call for the baseline and the count, where the cloud answers both (see room.list_counting)
                 await world.views.ports(client, skey, 0, lambda: world.room.list_counting(client, which, skey))
@@ -259,7 +259,7 @@ async def room(world: World, obj: Attachment, cloud: Cloud, skey: ServerKey) -> 
     Called with the server's lock held, so no attach of ours is in flight on it (each is counted in)."""
     assert cloud.client is not None
     spec, settings = cloud.spec, world.settings
-    which = (spec.name, spec.endpoint, spec.project_id)
+    which = cloud_id(spec)
     free = await world.room.free(cloud.client, which, skey, ROOM_MAX_AGE)
     if nic_limit(skey[1], free, 0, settings.spec_retry) is None:
         return None

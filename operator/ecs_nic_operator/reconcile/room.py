@@ -17,6 +17,7 @@ from ecs_nic_operator.cloud import errors
 from ecs_nic_operator.cloud.client import EcsClient
 from ecs_nic_operator.cloud.models import InterfaceAttachment
 from ecs_nic_operator.reconcile.store import ServerKey
+from ecs_nic_operator.resources import CloudSpec
 
 # How old a count may be to let an attach go without asking again (our own attaches and detaches keep it current).
 ROOM_MAX_AGE = 300.0
@@ -26,6 +27,10 @@ RECHECK_MAX_AGE = 5.0
 log = logging.getLogger("ecs_nic_operator.room")
 
 CloudId = tuple[str, str, str]  # EcsCloud name, endpoint, project: a recreated EcsCloud may be another cloud
+
+
+def cloud_id(spec: CloudSpec) -> CloudId:
+    return (spec.name, spec.endpoint, spec.project_id)
 
 
 class Room:
